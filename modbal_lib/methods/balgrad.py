@@ -1,0 +1,329 @@
+"""BalGrad: balance the vision and language modalities by reshaping gradients.
+
+Paper: Kim, Lee, Choi, Kim, "See-Saw Modality Balance: See Gradient, and Sew Impaired
+Vision-Language Balance to Mitigate Dominant Modality Bias", arXiv 2503.13834 (2025).
+
+The model (paper Fig. 3): frozen encoders, trainable embedding layers h_v and h_l, a fused
+classifier f_T on their concatenation, and unimodal heads f_v, f_l on the embeddings.
+BalGrad adds three things to plain joint training:
+
+1. a mutual KL divergence between the unimodal predictions p^v = softmax(z_v) and
+   p^l = softmax(z_l), so each modality learns from the other (``mutual_kl``);
+2. inter-modality reweighting: each KL term is weighted by its modality's share of the
+   unimodal task loss, so the lagging modality (higher loss) is pulled harder
+   (``kl_weights``), and a schedule that grows the KL influence over training
+   (``kl_schedule``, Eq. 4);
+3. inter-task projection: when the task gradient g_T conflicts with the KL gradient g_kl
+   (negative dot product), the conflicting component is removed from g_T
+   (``project_conflicting``, Eq. 6). Only the projected g_T reaches f_T; the embedding
+   layers get it plus the unimodal and reweighted KL gradients.
+
+Notation: v = vision (image), l = language (text); L_T is the fused task loss, L_T^v and
+L_T^l the unimodal task losses, L_kl^v and L_kl^l the two KL terms, t the training progress.
+
+The first functions below are the paper's equations, tensors in and tensors out. Then come
+their generalisation to M >= 2 modalities (``modality_kl_terms``, ``modality_kl_weights``;
+exactly the paper's for M = 2) and the training strategy ``BalGrad`` (method name "balgrad"),
+which applies them at every step as Fig. 3 draws it. Its options say how it reads what the
+paper leaves open (what t counts, the projection's scope) and switch reweighting and
+projection off for the four rows of the paper's ablation (Table 2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from modbal_lib import grads
+from modbal_lib.features import FeatureSet
+from modbal_lib.methods.base import Step, Strategy
+from modbal_lib.models import LateFusion
+
+
+def mutual_kl(
+    logits_v: torch.Tensor, logits_l: torch.Tensor, *, detach_target: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two mutual KL terms whose gradients g_kl^v, g_kl^l enter paper Eq. 4.
+
+    With p^v = softmax(logits_v) and p^l = softmax(logits_l) over the last dimension:
+
+        L_kl^l = KL(p^l || p^v) = sum_k p^l_k log(p^l_k / p^v_k)     ("from p^l to p^v")
+        L_kl^v = KL(p^v || p^l) = sum_k p^v_k log(p^v_k / p^l_k)
+
+    each averaged over the batch. L_kl^l is the pull on the language branch towards the
+    vision prediction, L_kl^v the pull on the vision branch towards the language one.
+
+    ``detach_target`` (default True): the paper does not say whether the other modality's
+    distribution is a fixed target. We detach it by default, so L_kl^l moves only the
+    language branch and L_kl^v only the vision branch. Only then does the reweighting
+    (``kl_weights``) mean what the paper says, "the better-converged modality receives
+    less of the KL pull"; it is also the Deep Mutual Learning convention (each network
+    treats its peer's prediction as a constant). With ``detach_target=False`` both terms
+    send gradient into both branches.
+
+    Returns ``(kl_v, kl_l)``, two scalar tensors.
+    """
+    if logits_v.shape != logits_l.shape:
+        raise ValueError(
+            f"mutual_kl: logits_v has shape {tuple(logits_v.shape)} but logits_l has {tuple(logits_l.shape)}; "
+            "expected the same [batch, classes] shape"
+        )
+    log_p_v = F.log_softmax(logits_v, dim=-1)
+    log_p_l = F.log_softmax(logits_l, dim=-1)
+    target_v = log_p_v.detach() if detach_target else log_p_v
+    target_l = log_p_l.detach() if detach_target else log_p_l
+    kl_l = (log_p_l.exp() * (log_p_l - target_v)).sum(-1).mean()
+    kl_v = (log_p_v.exp() * (log_p_v - target_l)).sum(-1).mean()
+    return kl_v, kl_l
+
+
+def kl_weights(loss_v: torch.Tensor, loss_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inter-modality reweighting by the unimodal task losses (the weights W^v, W^l of paper Eq. 4).
+
+        W^v = L_T^v / (L_T^v + L_T^l),   W^l = L_T^l / (L_T^v + L_T^l)
+
+    The modality with the higher loss (the lagging one) gets the larger weight on its own
+    KL term. The weights are constants: they are computed from detached losses, so no
+    gradient flows through them. If both losses are exactly zero the weights are 1/2 each.
+    Returns ``(w_v, w_l)`` as scalar tensors summing to 1.
+    """
+    loss_v = torch.as_tensor(loss_v).detach()
+    loss_l = torch.as_tensor(loss_l).detach()
+    if loss_v < 0 or loss_l < 0:
+        raise ValueError(f"kl_weights: losses must be non-negative, got L_v={loss_v.item()}, L_l={loss_l.item()}")
+    total = loss_v + loss_l
+    if total == 0:
+        return torch.tensor(0.5), torch.tensor(0.5)
+    return loss_v / total, loss_l / total
+
+
+def kl_schedule(t: float, gamma: float = 0.5) -> float:
+    """Schedule factor that grows the KL influence over training (paper Eq. 4).
+
+        s(t) = gamma + gamma / (1 + e^(-t)),   g_kl = s(t) (W^l g_kl^l + W^v g_kl^v)
+
+    s(0) = 1.5 * gamma (0.75 for the paper's gamma = 1/2) and s(t) -> 2 * gamma as t grows.
+    The paper does not say what t counts; the training strategy chooses (iterations,
+    epochs or normalised progress) and passes it here. t must be non-negative.
+    """
+    if t < 0:
+        raise ValueError(f"kl_schedule: t counts training progress and must be >= 0, got {t}")
+    return gamma + gamma / (1.0 + math.exp(-t))
+
+
+def project_conflicting(g: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Inter-task projection of g away from ref when they conflict (paper Eq. 6).
+
+        g_perp = g - (g . ref / ||ref||^2) ref    if g . ref < 0
+        g_perp = g                                 otherwise
+
+    In BalGrad g is the task gradient g_T and ref the KL gradient g_kl, both flattened to
+    1-D. After a projection g_perp . ref = 0: the part of g that would undo the KL step is
+    gone, the rest of g is kept. This is PCGrad's projection, ``modbal_lib.grads.project_conflicting``,
+    applied one-sided (only g_T moves). A zero ref leaves g unchanged.
+    """
+    if g.dim() != 1 or g.shape != ref.shape:
+        raise ValueError(
+            "project_conflicting: expected two 1-D tensors of the same length, "
+            f"got {tuple(g.shape)} and {tuple(ref.shape)}"
+        )
+    return grads.project_conflicting(g, ref)
+
+
+# --- more than two modalities -------------------------------------------------------------
+# The paper is written for v and l. With M modalities we keep its pairwise KL term and its
+# loss-share weights, and average over the other modalities; for M = 2 both reduce exactly
+# to ``mutual_kl`` and ``kl_weights`` (tests pin this).
+
+
+def modality_kl_terms(logits: dict[str, torch.Tensor], *, detach_target: bool = True) -> dict[str, torch.Tensor]:
+    """The KL pull on each modality, for any number M >= 2 of modalities.
+
+        L_kl^m = 1/(M-1) sum_{k != m} KL(p^m || p^k)
+
+    Each pairwise term is the paper's (``mutual_kl``: L_kl^l = KL(p^l || p^v) is the pull on l
+    toward v), so for M = 2 this is exactly (L_kl^v, L_kl^l). For M >= 3 every modality is pulled
+    toward every other one with equal share, the rule Deep Mutual Learning (Zhang et al. 2018)
+    uses for more than two networks. Returns ``{modality: scalar tensor}``.
+    """
+    names = list(logits)
+    if len(names) < 2:
+        raise ValueError(f"modality_kl_terms: mutual KL needs at least two modalities, got {names}")
+    pulls: dict[str, list[torch.Tensor]] = {m: [] for m in names}
+    for i, m in enumerate(names):
+        for k in names[i + 1 :]:
+            kl_m, kl_k = mutual_kl(logits[m], logits[k], detach_target=detach_target)
+            pulls[m].append(kl_m)
+            pulls[k].append(kl_k)
+    return {m: torch.stack(terms).mean() for m, terms in pulls.items()}
+
+
+def modality_kl_weights(unimodal_losses: torch.Tensor) -> torch.Tensor:
+    """The reweighting of Eq. 4 for M modalities: W^m = L_T^m / sum_k L_T^k.
+
+    ``unimodal_losses`` is a 1-D tensor [M]; for M = 2 the result is exactly ``kl_weights``.
+    The weights are constants (detached), sum to 1, and are 1/M each when all losses are zero.
+    """
+    losses = unimodal_losses.detach()
+    if losses.dim() != 1 or (losses < 0).any():
+        raise ValueError(f"modality_kl_weights: expected a 1-D tensor of non-negative losses, got {losses.tolist()}")
+    total = losses.sum()
+    if total == 0:
+        return torch.full_like(losses, 1.0 / len(losses))
+    return losses / total
+
+
+def class_distribution_logits(task: str, logits: torch.Tensor) -> torch.Tensor:
+    """Logits whose softmax over the last dimension is the head's predicted distribution.
+
+    multiclass: the logits themselves. multilabel (MM-IMDb in the paper, which does not say how
+    its KL treats labels; this is our reading): one Bernoulli per label, written as two-way
+    logits [0, z] (softmax([0, z]) = (1 - sigmoid(z), sigmoid(z))), so ``mutual_kl`` gives the
+    KL between the label-wise Bernoullis, averaged over samples and labels.
+    """
+    if task == "multiclass":
+        return logits
+    if task == "multilabel":
+        return torch.stack([torch.zeros_like(logits), logits], dim=-1)
+    raise ValueError(f"BalGrad's mutual KL needs predicted class probabilities; task {task!r} has none "
+                     "(expected multiclass or multilabel)")
+
+
+# --- the training strategy (paper Fig. 3) ---------------------------------------------------
+
+SCHEDULE_UNITS = ("epoch", "iteration", "progress")
+PROJECTION_SCOPES = ("flat", "per_tensor")
+
+
+class BalGrad(Strategy):
+    """BalGrad training: unimodal heads, reweighted and scheduled mutual KL, inter-task projection.
+
+    Per step, with h = the embedding layers h_m (the parameters both the task loss and the KL
+    reach), f_T = the fused head (plus the attention scorer under attention fusion), f_m = the
+    unimodal heads:
+
+        g_T    = dL_T/dh                                   (task gradient, on h)
+        g_kl   = s(t) sum_m W^m dL_kl^m/dh                  (Eq. 4, on h)
+        g_T'   = g_T - min(g_T.g_kl, 0)/||g_kl||^2 g_kl      (Eq. 6, when ``projection``)
+        h     <- g_T' + sum_m dL_T^m/dh + g_kl              (Fig. 3)
+        f_T   <- dL_T/df_T                                  (the task gradient only)
+        f_m   <- dL_T^m/df_m + s(t) W^m dL_kl^m/df_m         (its CE and its KL)
+
+    The fused head gets "only the projected task gradient": g_kl is zero on f_T, so projecting
+    over (h, f_T) leaves f_T's part of g_T unchanged — projecting on h is the same thing. We
+    leave the unimodal heads out of the projection (g_T is zero there), and give them their CE
+    and KL gradients: the KL is a loss on their predictions, and a head that ignored it would
+    leave the whole pull to h_m.
+
+    Options:
+        gamma: the schedule's gamma (Eq. 4; paper 1/2): s(t) = gamma + gamma / (1 + e^-t).
+        schedule_unit: what t counts. "epoch" (default): epochs done, fractional
+            (iteration / iterations per epoch), so s grows smoothly from 1.5 gamma to 2 gamma over
+            the first few epochs (0.75, 0.87, 0.94, 0.98 after 0..3 epochs) whatever the dataset
+            or batch size — a ramp the paper's 20 epochs can see. "iteration": raw steps, so s
+            saturates after ~10 steps (effectively constant 2 gamma). "progress": share of
+            training done in [0, 1), so s only reaches 0.87 at the end.
+        projection_scope: "flat" (default): one dot product over the flattened vector of all of
+            h's parameters, as Eq. 6 and Proposition 2 treat g_T and g_kl as whole vectors (and as
+            PCGrad does); "per_tensor": Eq. 6 applied to each parameter tensor separately (the
+            recorded cosine and conflict stay those of the flat vectors).
+        reweighting: W^m from the unimodal losses (True) or equal weights 1/M (False; same total
+            KL pull, shared evenly). projection: apply Eq. 6 or not. Both off = Table 2's baseline
+            (heads + scheduled mutual KL); one on = "+reweighting" / "+projection"; both = BalGrad.
+        detach_target: passed to ``mutual_kl`` (default True: the other modality is a fixed target).
+
+    More than two modalities: L_kl^m and W^m as in ``modality_kl_terms`` and ``modality_kl_weights``.
+    Losses: "task", "uni_<m>", and the raw KL pulls "kl_<m>" (the trainer's summed ``loss`` counts
+    them unweighted). Recorded per step: ``cos_task_kl`` = cos(g_T, g_kl) on flat h before the
+    projection, ``conflict`` = 1.0 if g_T.g_kl < 0, ``kl_scale`` = s(t), ``w_<m>`` = W^m.
+
+    Cost: Eq. 6 needs g_T and g_kl on h as separate vectors, so a step runs three backward
+    passes through h (g_T, g_kl, the unimodal CE) where joint training runs one; with wide
+    frozen features (emoji: 1280-d) those passes dominate and a step costs about twice joint's.
+    """
+
+    name = "balgrad"
+    unimodal_heads = True
+
+    def __init__(
+        self,
+        gamma: float = 0.5,
+        schedule_unit: str = "epoch",
+        projection_scope: str = "flat",
+        reweighting: bool = True,
+        projection: bool = True,
+        detach_target: bool = True,
+    ):
+        if schedule_unit not in SCHEDULE_UNITS:
+            raise ValueError(f"BalGrad: schedule_unit must be one of {SCHEDULE_UNITS}, got {schedule_unit!r}")
+        if projection_scope not in PROJECTION_SCOPES:
+            raise ValueError(f"BalGrad: projection_scope must be one of {PROJECTION_SCOPES}, got {projection_scope!r}")
+        if gamma < 0:
+            raise ValueError(f"BalGrad: gamma must be >= 0, got {gamma}")
+        self.gamma = gamma
+        self.schedule_unit = schedule_unit
+        self.projection_scope = projection_scope
+        self.reweighting = reweighting
+        self.projection = projection
+        self.detach_target = detach_target
+
+    def setup(self, model: LateFusion, features: FeatureSet, lr: float) -> None:
+        if len(model.modalities) < 2:
+            raise ValueError(f"BalGrad needs at least two modalities, the model has {model.modalities}")
+        class_distribution_logits(features.task, torch.zeros(1))  # fails early on regression
+
+    def schedule_time(self, step: Step) -> float:
+        """t of Eq. 4 in the chosen unit."""
+        if self.schedule_unit == "epoch":
+            return step.iteration / step.iterations_per_epoch
+        if self.schedule_unit == "iteration":
+            return float(step.iteration)
+        return step.progress
+
+    def losses(self, step: Step) -> dict[str, torch.Tensor]:
+        losses = super().losses(step)
+        logits = {m: class_distribution_logits(step.task, z) for m, z in step.output.unimodal_logits.items()}
+        for m, kl in modality_kl_terms(logits, detach_target=self.detach_target).items():
+            losses[f"kl_{m}"] = kl
+        return losses
+
+    def kl_weights(self, losses: dict[str, torch.Tensor], modalities: tuple[str, ...]) -> torch.Tensor:
+        """W^m (reweighting on) or 1/M each (off), one per modality."""
+        unimodal = torch.stack([losses[f"uni_{m}"].detach().float() for m in modalities])
+        if not self.reweighting:
+            return torch.full_like(unimodal, 1.0 / len(modalities))
+        return modality_kl_weights(unimodal)
+
+    def project(self, g_task: torch.Tensor, g_kl: torch.Tensor, like: list[torch.Tensor]) -> torch.Tensor:
+        """Eq. 6 on the flat branch gradients: over the whole vector, or on each parameter tensor's segment."""
+        if self.projection_scope == "flat":
+            return project_conflicting(g_task, g_kl)
+        segments = zip(grads.unflatten(g_task, like), grads.unflatten(g_kl, like))
+        return grads.flatten(project_conflicting(t.reshape(-1), ref.reshape(-1)) for t, ref in segments)
+
+    def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        model, modalities = step.model, step.model.modalities
+        branches = [p for m in modalities for p in model.branch_parameters(m)]
+        fused_head = model.fusion_parameters()
+        unimodal_heads = list(model.unimodal_heads.parameters())
+        scale = kl_schedule(self.schedule_time(step), self.gamma)
+        weights = self.kl_weights(losses, modalities)
+        kl_loss = scale * sum(w * losses[f"kl_{m}"] for w, m in zip(weights, modalities))
+
+        # three backward passes: g_T (h, f_T), g_kl (h, unimodal heads), then the unimodal CE into .grad
+        task_grads = grads.loss_grads(losses["task"], branches + fused_head)
+        kl_grads = grads.loss_grads(kl_loss, branches + unimodal_heads)
+        torch.stack([losses[f"uni_{m}"] for m in modalities]).sum().backward()
+
+        n = len(branches)
+        g_task, g_kl = grads.flatten(task_grads[:n]), grads.flatten(kl_grads[:n])
+        scalars = {"cos_task_kl": grads.cosine(g_task, g_kl), "conflict": float(g_task @ g_kl < 0), "kl_scale": scale}
+        scalars.update({f"w_{m}": float(w) for m, w in zip(modalities, weights)})
+        if self.projection:
+            g_task = self.project(g_task, g_kl, branches)
+        grads.write_grads(fused_head, task_grads[n:])
+        grads.write_grads(unimodal_heads, kl_grads[n:], accumulate=True)
+        grads.write_grads(branches, grads.unflatten(g_task + g_kl, branches), accumulate=True)
+        return scalars

@@ -1,0 +1,379 @@
+"""CGGM: classifier-guided gradient modulation.
+
+Paper: Guo, Jin, Chen, Zhao, "Classifier-guided Gradient Modulation for Enhanced Multimodal
+Learning", NeurIPS 2024, arXiv 2411.01409. Official code: github.com/zrguo/CGGM.
+
+Each of the M modalities gets an extra classifier f_i on its (detached) encoder output h_i,
+trained only to measure how fast that modality is learning. From the classifiers CGGM
+takes two signals:
+
+1. magnitude: the improvement d_i of each classifier's task metric since the previous
+   iteration (``metric_improvements``) gives a balancing term B_i (``balance_terms``,
+   Eq. 7). A modality that improves faster than the others gets a small B_i; the encoder
+   gradient of modality i is multiplied by B_i, so the fast modality is slowed down and a
+   lagging one is sped up;
+2. direction: a loss L_gm that is smallest when the fused head's gradient points along
+   the B-weighted gradients of the unimodal classifiers (``direction_loss``, Eq. 12),
+   added to the task loss with a weight lambda.
+
+Notation: M modalities i = 1..M; eps_i(t) the task metric of classifier f_i at iteration t
+(accuracy for classification, MAE for regression); d_i(t) = eps_i(t) - eps_i(t-1) its
+improvement; rho the scale of the balancing terms (about 1.2-1.3 in the paper);
+theta_F the fused head's parameters, theta_{f_i} those of classifier f_i.
+
+The first functions below are the paper's equations, tensors in and tensors out. The
+training strategy ``CGGM`` (name "cggm") puts them into the trainer's step: the classifiers
+(their own Adam), B from their batch metrics, the scaling of each branch's gradient by B_i,
+and L_gm in two variants, "paper" (cosine of gradients, Eq. 12) and "official" (cosine of
+last-layer weights, one step late, as the released code does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modbal_lib.features import FeatureSet
+from modbal_lib.grads import loss_grads, scale_grads
+from modbal_lib.methods.base import Step, Strategy, task_loss
+from modbal_lib.models import LateFusion
+
+GUARDS = ("robust", "official")
+
+
+def metric_improvements(
+    current: torch.Tensor, previous: torch.Tensor, *, higher_is_better: bool = True
+) -> torch.Tensor:
+    """Per-modality improvement of the classifiers' metric, the d_i of paper Eq. 7.
+
+        d_i(t) = eps_i(t) - eps_i(t-1)        (accuracy: higher is better)
+        d_i(t) = eps_i(t-1) - eps_i(t)        (MAE: lower is better, so a drop is progress)
+
+    ``current`` and ``previous`` hold one metric value per modality. The paper starts from
+    eps_i(0) = 0, which suits accuracy; for MAE a start of 0 would make the first
+    "improvement" negative, so pass the first batch's values as ``previous`` instead.
+    """
+    current = torch.as_tensor(current, dtype=torch.float32)
+    previous = torch.as_tensor(previous, dtype=torch.float32)
+    if current.shape != previous.shape or current.dim() != 1:
+        raise ValueError(
+            f"metric_improvements: expected two 1-D tensors [M] of the same length, "
+            f"got {tuple(current.shape)} and {tuple(previous.shape)}"
+        )
+    change = current - previous
+    return change if higher_is_better else -change
+
+
+def balance_terms(
+    improvements: torch.Tensor, rho: float, *, guard: str = "robust", eps: float = 1e-6
+) -> torch.Tensor:
+    """Balancing terms from the metric improvements (paper Eq. 7).
+
+        B_i = rho * (sum_{k != i} d_k) / (sum_k d_k) = rho * (1 - d_i / sum_k d_k)
+
+    d_i / sum_k d_k is modality i's share of this iteration's total progress, so the
+    fastest-improving modality gets the smallest B_i (it is slowed down) and a modality
+    that made no progress gets B_i = rho. With every d_k >= 0 each B_i lies in [0, rho],
+    and equal improvements give every modality the neutral value rho * (M - 1) / M.
+
+    The formula breaks when the total progress is about zero or negative, which happens
+    often because the metric is measured on one training batch. ``guard`` chooses what
+    to do:
+
+    - ``"robust"`` (default): a modality whose metric got worse counts as having made no
+      progress (d_k is clipped at 0). If the clipped total is below ``eps`` (nobody
+      improved), every B_i is the neutral rho * (M - 1) / M. Otherwise Eq. 7 is applied to
+      the clipped improvements. So B_i always lies in [0, rho]: no sign flips, no blow-ups,
+      and wherever every d_k >= 0 and sum d_k >= eps the result equals Eq. 7 exactly.
+    - ``"official"``: exactly what the released code does,
+      B_i = rho * (S - d_i) / S with S = sum_k d_k + 1e-8 and no clipping. B_i becomes
+      negative (flipping the sign of that encoder's gradient) when improvements have mixed
+      signs, and huge when S is about 0.
+
+    Returns a float tensor [M].
+    """
+    d = torch.as_tensor(improvements, dtype=torch.float32)
+    if d.dim() != 1 or len(d) < 2:
+        raise ValueError(f"balance_terms: expected improvements of shape [M] with M >= 2, got {tuple(d.shape)}")
+    if guard == "official":
+        total = d.sum() + 1e-8
+        return rho * (total - d) / total
+    if guard != "robust":
+        raise ValueError(f"balance_terms: guard must be one of {GUARDS}, got {guard!r}")
+    progress = d.clamp_min(0)
+    total = progress.sum()
+    if total < eps:
+        return torch.full_like(d, rho * (len(d) - 1) / len(d))
+    return rho * (total - progress) / total
+
+
+def direction_loss(
+    fused_grad: torch.Tensor, unimodal_grads: Sequence[torch.Tensor], B: torch.Tensor
+) -> torch.Tensor:
+    """Gradient-direction loss L_gm (paper Eq. 12).
+
+        L_gm = (1/M) sum_i ( |B_i| - B_i * cos(grad_{theta_F} L, grad_{theta_{f_i}} L) )
+
+    ``fused_grad`` is the gradient of the fused head (its last layer) and
+    ``unimodal_grads[i]`` that of classifier f_i, same number of elements; both are
+    flattened before the cosine. Each term is 0 when the cosine equals sign(B_i) and at
+    most 2 |B_i|, so minimising L_gm turns the fused gradient towards the classifiers with
+    positive B_i (the lagging modalities weigh most).
+
+    The loss is differentiable with respect to ``fused_grad`` (build it with
+    ``create_graph=True`` to train the fused head through it). The classifiers'
+    gradients and B are treated as constants (detached): the classifiers guide the fused
+    head, not the other way round. A zero gradient has cosine 0 (PyTorch's eps clamp).
+
+    The released code differs: it takes the cosine between the last-layer WEIGHTS of the
+    heads rather than their gradients, uses B / rho here, and adds the loss one iteration
+    late; the training strategy offers that variant.
+    """
+    B = torch.as_tensor(B, dtype=fused_grad.dtype, device=fused_grad.device).detach()
+    if B.dim() != 1 or len(B) != len(unimodal_grads):
+        raise ValueError(
+            f"direction_loss: got {len(unimodal_grads)} unimodal gradients but B has shape {tuple(B.shape)}; "
+            "expected one balancing term per modality"
+        )
+    fused = fused_grad.flatten()
+    cosines = []
+    for i, grad in enumerate(unimodal_grads):
+        if grad.numel() != fused.numel():
+            raise ValueError(
+                f"direction_loss: unimodal gradient {i} has {grad.numel()} elements but the fused gradient has "
+                f"{fused.numel()}; the heads' layers must have the same shape"
+            )
+        cosines.append(F.cosine_similarity(fused, grad.detach().flatten(), dim=0))
+    return (B.abs() - B * torch.stack(cosines)).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# The training strategy
+# ---------------------------------------------------------------------------------------------
+
+VARIANTS = ("paper", "official")
+CLASSIFIERS = ("linear", "mlp")
+METRIC_NAMES = {"multiclass": "acc", "multilabel": "f1", "regression": "mae"}
+
+
+def make_classifier(kind: str, hidden: int, num_outputs: int) -> nn.Sequential:
+    """Classifier f_i on one modality's embedding f_i ([B, hidden]); its last layer is ``[-1]``.
+
+    The paper's f_i is 1-2 self-attention layers and a linear layer over a token sequence. Our
+    embeddings are single vectors, where self-attention over one token is just a linear map of
+    it, so the stand-ins are ``"linear"`` (one Linear [K, hidden]) and ``"mlp"`` (Linear, ReLU,
+    Linear). With ``"linear"`` the classifier reads exactly the features the fused head reads.
+    """
+    if kind == "linear":
+        return nn.Sequential(nn.Linear(hidden, num_outputs))
+    return nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_outputs))
+
+
+@torch.no_grad()
+def batch_metric(task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """eps_i: a classifier's task metric on one batch, a 0-dim tensor (no sync with the GPU).
+
+    multiclass: accuracy (a share in [0, 1]); regression: MAE (lower is better);
+    multilabel: micro-F1 over the batch's labels, 2 TP / (2 TP + FP + FN) with a label predicted
+    when its logit > 0. Micro-F1 pools every label of the batch, so rare labels do not make it
+    jump the way a per-label (macro) F1 on 128 samples would, and unlike element-wise accuracy
+    it is not swamped by the many true negatives of sparse multi-label data.
+    """
+    logits = logits.float()
+    if task == "multiclass":
+        return (logits.argmax(dim=1) == labels).float().mean()
+    if task == "regression":
+        return (logits.squeeze(-1) - labels).abs().mean()
+    predicted, truth = logits > 0, labels > 0.5
+    true_positives = (predicted & truth).sum()
+    return 2 * true_positives / (predicted.sum() + truth.sum()).clamp_min(1)
+
+
+def head_blocks(model: LateFusion, weight: torch.Tensor) -> list[torch.Tensor]:
+    """The part of the fused head's last layer (or of its gradient) that matches each classifier f_i.
+
+    concat: the head is W = [W_1 ... W_M], [K, M * hidden], and W_i is the block that acts on
+    f_i, the same [K, hidden] shape and the same input as f_i's last layer, so f_i is compared
+    with W_i. sum / attention: the head [K, hidden] reads a mix of all f_m, and every f_i is
+    compared with the whole of it.
+    """
+    if model.fusion != "concat":
+        return [weight] * len(model.modalities)
+    return list(weight.split(model.hidden, dim=1))
+
+
+class CGGM(Strategy):
+    """CGGM training: classifiers f_i on detached embeddings, B from their progress, L_gm.
+
+    Per step, with h_i the branch (embedding layer) of modality i and F the fused head:
+
+        z_i   = f_i(stopgrad(h_i(x_i)))                     classifier logits; nothing flows back into h_i
+        eps_i = metric(z_i, y) on this training batch       (``batch_metric``)
+        d_i   = eps_i(t) - eps_i(t-1), eps(0) = 0            (``metric_improvements``; MAE: eps(0) = first batch)
+        B     = balance_terms(d, rho, guard)                 (Eq. 7)
+        L     = L_task + lam * L_gm                          (Eq. 12, see ``variant``)
+        grad h_i <- B_i * dL/dh_i                            (magnitude modulation)
+        f_i   <- their own optimizer on their own losses L(z_i, y)
+
+    The classifiers belong to the strategy (``self.classifiers``), not to the model: the model
+    used for evaluation is the LateFusion model alone, as the paper drops f_i at inference.
+    The previous metric values are carried across epochs, as in the released code.
+
+    Options:
+        variant: how L_gm is built (only matters with ``direction``).
+            "paper" (default): Eq. 12 with gradients, L_gm = (1/M) sum_i (|B_i| - B_i cos(dL_task/dW_F,
+            dL_i/dW_{f_i})), W_F the fused head's weight (under concat its block W_i, see
+            ``head_blocks``) and W_{f_i} the last layer of f_i. dL_task/dW_F is taken with
+            create_graph so that L_gm trains every parameter it depends on (the head and, through
+            f_fus, the branches): a double backward, the costly part of this variant.
+            "official": what the released code does: the cosine between the last-layer WEIGHTS of
+            F (block W_i) and of f_i, with B / rho in place of B, computed in iteration t on clones
+            of the weights as they are before the optimizer step and added to the loss of
+            iteration t + 1. Only the fused head's weight receives its gradient, one step stale
+            (the classifiers' weights are constants here; the released code zeroes their share).
+        rho: scale of the balancing terms (paper 1.2-1.3; default 1.3, the released code's).
+            With every d_i >= 0 the B_i sum to rho (M - 1): equal progress gives every branch
+            B = rho (M - 1) / M (0.65 for two modalities), so CGGM also shrinks the branches'
+            effective learning rate compared with joint training.
+        lam: weight lambda of L_gm (paper 0.05-0.2; default 0.05, the released code's Food-101
+            setting, the image-text classification closest to this kit's data).
+        guard: what Eq. 7 does when the batch metrics got worse or did not move, passed to
+            ``balance_terms``: "robust" (default, B in [0, rho]) or "official" (B can be negative or
+            huge; the released code relies on its gradient clipping to survive it).
+        magnitude, direction: ablation switches for the gradient scaling and for L_gm.
+        classifier: f_i's form, "linear" (default) or "mlp" (``make_classifier``).
+        classifier_lr: learning rate of the classifiers' Adam (default 5e-4, the released code's;
+            it uses the run's optimizer with weight decay 3e-3).
+        clip_norm: if set, clip the norm of all model gradients after the scaling (the released
+            code clips at 0.8, which can undo part of the scaling: a branch scaled up may be cut
+            back). Default None: no clipping, so B acts exactly as Eq. 7 says.
+
+    Recorded per step: ``B_<m>``; the classifiers' batch metric ``acc_clf_<m>`` (multiclass),
+    ``mae_clf_<m>`` (regression) or ``f1_clf_<m>`` (multilabel, micro-F1); their losses
+    ``loss_clf_<m>``; and, with ``direction``, ``loss_gm``, the L_gm computed at this step
+    (unweighted; under "official" it enters the next step's loss).
+    """
+
+    name = "cggm"
+
+    def __init__(
+        self,
+        variant: str = "paper",
+        rho: float = 1.3,
+        lam: float = 0.05,
+        guard: str = "robust",
+        magnitude: bool = True,
+        direction: bool = True,
+        classifier: str = "linear",
+        classifier_lr: float = 5e-4,
+        clip_norm: float | None = None,
+    ):
+        if variant not in VARIANTS:
+            raise ValueError(f"CGGM: variant must be one of {VARIANTS}, got {variant!r}")
+        if guard not in GUARDS:
+            raise ValueError(f"CGGM: guard must be one of {GUARDS}, got {guard!r}")
+        if classifier not in CLASSIFIERS:
+            raise ValueError(f"CGGM: classifier must be one of {CLASSIFIERS}, got {classifier!r}")
+        if rho <= 0 or lam < 0 or classifier_lr <= 0 or (clip_norm is not None and clip_norm <= 0):
+            raise ValueError(f"CGGM: need rho > 0, lam >= 0, classifier_lr > 0 and clip_norm > 0 or None; got "
+                             f"rho={rho}, lam={lam}, classifier_lr={classifier_lr}, clip_norm={clip_norm}")
+        self.variant = variant
+        self.rho = rho
+        self.lam = lam
+        self.guard = guard
+        self.magnitude = magnitude
+        self.direction = direction
+        self.classifier = classifier
+        self.classifier_lr = classifier_lr
+        self.clip_norm = clip_norm
+
+    def setup(self, model: LateFusion, features: FeatureSet, lr: float) -> None:
+        if len(model.modalities) < 2:
+            raise ValueError(f"CGGM balances modalities and needs at least two; the model has {model.modalities}")
+        device = next(model.parameters()).device
+        num_outputs = model.head.out_features
+        self.classifiers = nn.ModuleDict(
+            {m: make_classifier(self.classifier, model.hidden, num_outputs) for m in model.modalities}
+        ).to(device)
+        # foreach: one fused update for all classifier tensors (PyTorch's default on GPU, not on CPU)
+        self.classifier_optimizer = torch.optim.Adam(self.classifiers.parameters(), lr=self.classifier_lr,
+                                                     foreach=True)
+        self.previous_metric = None       # eps(t - 1), carried across epochs
+        self.pending_direction_loss = None  # "official": L_gm of the previous step
+
+    def balance(self, task: str, metric: torch.Tensor) -> torch.Tensor:
+        """B from this batch's metrics and the previous ones (Eq. 7); remembers the metrics."""
+        higher_is_better = task != "regression"
+        if self.previous_metric is None:
+            # eps(0) = 0 for accuracy and F1; MAE starts from the first batch's own values
+            self.previous_metric = torch.zeros_like(metric) if higher_is_better else metric
+        improvements = metric_improvements(metric, self.previous_metric, higher_is_better=higher_is_better)
+        self.previous_metric = metric
+        return balance_terms(improvements, self.rho, guard=self.guard)
+
+    def gradient_direction_loss(self, model: LateFusion, task_loss_value: torch.Tensor,
+                                classifier_losses: list[torch.Tensor], B: torch.Tensor) -> torch.Tensor:
+        """Paper Eq. 12 on gradients: the fused head's (differentiable) against each classifier's last layer."""
+        (fused_grad,) = torch.autograd.grad(task_loss_value, model.head.weight, create_graph=True)
+        last_layers = [self.classifiers[m][-1].weight for m in model.modalities]
+        classifier_grads = loss_grads(torch.stack(classifier_losses).sum(), last_layers)
+        blocks = head_blocks(model, fused_grad)
+        return torch.stack(
+            [direction_loss(blocks[i], [g], B[i : i + 1]) for i, g in enumerate(classifier_grads)]
+        ).mean()
+
+    def weight_direction_loss(self, model: LateFusion, B: torch.Tensor) -> torch.Tensor:
+        """The released code's L_gm: cosines of the last-layer weights, with B / rho.
+
+        The fused weight is cloned so the loss keeps the weights' current values (and its graph
+        to ``model.head.weight``) through the coming optimizer step.
+        """
+        blocks = head_blocks(model, model.head.weight.clone())
+        last_layers = [self.classifiers[m][-1].weight for m in model.modalities]
+        return torch.stack(
+            [direction_loss(blocks[i], [w], B[i : i + 1] / self.rho) for i, w in enumerate(last_layers)]
+        ).mean()
+
+    def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        model, modalities = step.model, step.model.modalities
+        logits = {m: self.classifiers[m](step.output.embeddings[m].detach().float()) for m in modalities}
+        classifier_losses = [task_loss(step.task, logits[m], step.labels) for m in modalities]
+        metric = torch.stack([batch_metric(step.task, logits[m], step.labels) for m in modalities])
+        B = self.balance(step.task, metric)
+
+        loss = torch.stack(list(losses.values())).sum()
+        direction = None
+        if self.direction and self.variant == "paper":
+            direction = self.gradient_direction_loss(model, losses["task"], classifier_losses, B)
+            loss = loss + self.lam * direction
+        elif self.direction and self.pending_direction_loss is not None:
+            loss = loss + self.lam * self.pending_direction_loss
+        # one backward: the model's loss, and the classifiers' losses (which reach only the classifiers)
+        (loss + torch.stack(classifier_losses).sum()).backward()
+        if self.direction and self.variant == "official":
+            direction = self.pending_direction_loss = self.weight_direction_loss(model, B)
+
+        if self.magnitude:
+            for i, m in enumerate(modalities):
+                scale_grads(model.branch_parameters(m), B[i])
+        if self.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip_norm)
+        self.classifier_optimizer.step()
+        self.classifier_optimizer.zero_grad(set_to_none=True)
+
+        recorded = [B, metric, torch.stack(classifier_losses).detach()]
+        if direction is not None:
+            recorded.append(direction.detach().reshape(1))
+        values = torch.cat(recorded).tolist()  # one device sync for all the scalars
+        metric_name = METRIC_NAMES[step.task]
+        scalars = {}
+        for i, m in enumerate(modalities):
+            scalars[f"B_{m}"] = values[i]
+            scalars[f"{metric_name}_clf_{m}"] = values[len(modalities) + i]
+            scalars[f"loss_clf_{m}"] = values[2 * len(modalities) + i]
+        if direction is not None:
+            scalars["loss_gm"] = values[-1]
+        return scalars

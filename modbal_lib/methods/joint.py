@@ -1,0 +1,26 @@
+"""The baselines without any gradient editing: joint training, joint + unimodal heads, unimodal models."""
+
+from __future__ import annotations
+
+from modbal_lib.methods.base import Strategy
+
+
+class Joint(Strategy):
+    """Joint training: one fused loss L_T on the concatenated (or summed, attended) modalities."""
+
+    name = "joint"
+
+
+class JointUnimodalHeads(Strategy):
+    """Multitask joint training: L_T + sum_m L_T^m with a unimodal head on each branch."""
+
+    name = "joint_unimodal_heads"
+    unimodal_heads = True
+
+
+class Unimodal(Strategy):
+    """A model that sees one modality only: the ceiling that modality reaches alone."""
+
+    def __init__(self, modality: str):
+        self.modalities = (modality,)
+        self.name = f"unimodal_{modality}"

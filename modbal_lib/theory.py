@@ -1,0 +1,500 @@
+r"""Numerical checks of the papers' first-order claims (chapter 3): models and tensors in, numbers out.
+
+BalGrad (Kim et al. 2025) argues with first-order Taylor expansions of the loss; GOAL's appendix
+makes four small mathematical claims. Each function here puts one of them to a measurement on a
+real model and batch:
+
+- **Proposition 1** (``proposition1_check``): after the gradient step θ ← θ − λ g on every
+  parameter, ΔL = −λ(|g_v|² + |g_l|² + |g_T^v + g_T^l|²) + O(λ²), where the fused-head gradient
+  splits by modality, g_T = g_T^v + g_T^l (``classifier_split``). Their cross term g_T^v·g_T^l
+  (``cross_term``) is exactly zero under concatenation and not under sum or attention fusion.
+- **Proposition 2** (``proposition2_check``): the joint step on task and KL losses,
+  θ ← θ − λ(G^τ + G^kl), gives ΔL = −λ(‖G^τ‖² + ‖G^kl‖² + 2 G^τ·G^kl) + O(λ²): a conflict
+  (G^τ·G^kl < 0) eats into the decrease.
+- **GOAL A.3** (``rescaled_total_variance``, ``entropy_variance_gaps``, ``majorizes``): normalised
+  entropy and total variance agree to second order near the uniform distribution, after an affine
+  rescaling derived below; both are Schur-concave.
+- **GOAL A.9** (``orthogonality_check``): after Gradient Orthogonalization two modalities'
+  gradients no longer conflict, each orthogonal to the other's original one.
+- **GOAL A.14** (``indirect_effect_check``): a step Δv of a branch changes its unimodal-loss
+  gradient at the next step by ΔG ≈ −η H_s Δv (a Hessian-vector product).
+
+A first-order prediction is wrong by O(λ²), so its residual plotted against λ on log-log axes is a
+line of slope 2 (``loglog_slope``); a wrong derivation (a missing or double-counted term) leaves an
+O(λ) residual, slope 1. All checks run on a float64 copy of the model, so that round-off (about
+1e-16 relative instead of 1e-7) does not swamp residuals of order λ².
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from modbal_lib.grads import flatten, loss_grads
+from modbal_lib.methods.balgrad import class_distribution_logits, mutual_kl
+from modbal_lib.methods.base import task_loss
+from modbal_lib.methods.goal import normalized_entropy, orthogonalize, total_variance
+from modbal_lib.models import LateFusion
+
+STEP_SIZES = np.logspace(-4, -1, 7)  # λ from 1e-4 to 1e-1, two per decade and a bit
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of log|y| against log x: the p of |y| ≈ c x^p."""
+    x, y = np.asarray(x, dtype=float), np.abs(np.asarray(y, dtype=float))
+    if len(x) < 2 or (x <= 0).any() or (y <= 0).any():
+        raise ValueError(f"loglog_slope: need at least 2 points with x > 0 and y != 0, got x={x}, y={y}")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+@dataclass
+class FirstOrderCheck:
+    """Predicted (first-order) and actual loss changes after steps of sizes λ along a fixed direction.
+
+    ``terms`` are the pieces of the prediction's rate: predicted = −λ × (sum of the rate terms).
+    """
+
+    step_sizes: np.ndarray
+    predicted: np.ndarray
+    actual: np.ndarray
+    terms: dict[str, float]
+
+    @property
+    def residual(self) -> np.ndarray:
+        """actual − predicted: O(λ²) when the prediction is the right first-order term."""
+        return self.actual - self.predicted
+
+    @property
+    def slope(self) -> float:
+        """Log-log slope of |residual| against λ (2 for a correct first-order prediction)."""
+        return loglog_slope(self.step_sizes, self.residual)
+
+
+def as_float64(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor):
+    """A float64 copy of the model in eval mode, float64 inputs, and labels (float64 unless class indices)."""
+    model64 = copy.deepcopy(model).double().eval()
+    inputs64 = {m: x.double() for m, x in inputs.items()}
+    labels64 = labels if labels.dtype == torch.int64 else labels.double()
+    return model64, inputs64, labels64
+
+
+@torch.no_grad()
+def loss_changes(loss_fn: Callable[[], Tensor], params: Sequence[torch.nn.Parameter],
+                 direction: Sequence[Tensor], step_sizes: Sequence[float]) -> np.ndarray:
+    """Actual ΔL(λ) = L(θ − λ d) − L(θ) for each step size λ; the parameters are restored afterwards."""
+    start = float(loss_fn())
+    originals = [p.detach().clone() for p in params]
+    changes = []
+    for step_size in step_sizes:
+        for p, p0, d in zip(params, originals, direction):
+            p.copy_(p0 - step_size * d)
+        changes.append(float(loss_fn()) - start)
+    for p, p0 in zip(params, originals):
+        p.copy_(p0)
+    return np.asarray(changes)
+
+
+def first_order_check(loss_fn, params, direction, terms: dict[str, float], step_sizes) -> FirstOrderCheck:
+    """Compare ΔL after θ ← θ − λ d with the prediction −λ × sum(terms) (the terms are a rate)."""
+    step_sizes = np.asarray(step_sizes, dtype=float)
+    rate = sum(terms.values())
+    actual = loss_changes(loss_fn, params, direction, step_sizes)
+    return FirstOrderCheck(step_sizes, -step_sizes * rate, actual, dict(terms))
+
+
+# --- Proposition 1: the classifier gradient split by modality ---------------------------------
+
+def fusion_terms(model: LateFusion, embeddings: dict[str, Tensor]) -> dict[str, Tensor]:
+    """t_m, modality m's additive term in the fused features: f_fus = sum_m t_m  (paper A.1).
+
+        concat:    t_m = (0, .., f_m, .., 0)   f_m in its own block of the fused vector
+        sum:       t_m = f_m                   all modalities on the same coordinates
+        attention: t_m = a_m f_m               a = softmax over modalities of learned scores of every f_m
+    """
+    terms = {}
+    width, count = model.hidden, len(model.modalities)
+    weights = model.modality_weights(embeddings)
+    for index, m in enumerate(model.modalities):
+        if model.fusion == "concat":
+            terms[m] = F.pad(embeddings[m], (index * width, (count - 1 - index) * width))
+        elif model.fusion == "sum":
+            terms[m] = embeddings[m]
+        else:
+            terms[m] = embeddings[m] * weights[:, index : index + 1]
+    return terms
+
+
+def classifier_split(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor, task: str) -> dict[str, Tensor]:
+    """g_T^m: the part of the fused-head weight gradient that comes through modality m's term.
+
+    With z = W f_fus + b and f_fus = sum_m t_m (``fusion_terms``), the weight gradient is
+    dL/dW = sum_i δ_i f_fus,i^T = sum_m (sum_i δ_i t_m,i^T), δ_i = dL/dz_i, so
+
+        g_T^m = sum_i δ_i t_m,i^T,        g_T = sum_m g_T^m       (BalGrad Proposition 1)
+
+    Each g_T^m has the shape of ``model.head.weight``. Under concatenation g_T^m is zero outside
+    modality m's block of columns. The head bias's gradient sum_i δ_i belongs to no modality and is
+    not split.
+    """
+    output = model(inputs)
+    loss = task_loss(task, output.logits, labels)
+    (delta,) = torch.autograd.grad(loss, output.logits)
+    return {m: (delta.T @ term).detach() for m, term in fusion_terms(model, output.embeddings).items()}
+
+
+def cross_term(split: dict[str, Tensor]) -> dict[str, float]:
+    """The cross term sum_{a<b} g_T^a·g_T^b of the split classifier gradient (g_T^v·g_T^l for two).
+
+    Returns ``absolute`` (the dot product) and ``relative`` (divided by sum_{a<b} |g_T^a||g_T^b|,
+    i.e. the cosine for two modalities; 0 when a gradient is zero). Exactly 0 under concatenation,
+    where the g_T^m live in disjoint blocks; generally non-zero under sum and attention fusion.
+    """
+    names = list(split)
+    if len(names) < 2:
+        raise ValueError(f"cross_term: need the split of at least 2 modalities, got {names}")
+    dot, scale = 0.0, 0.0
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            dot += float((split[a].double() * split[b].double()).sum())
+            scale += float(split[a].double().norm() * split[b].double().norm())
+    return {"absolute": dot, "relative": dot / scale if scale > 0 else 0.0}
+
+
+def proposition1_check(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor, task: str,
+                       step_sizes: Sequence[float] = STEP_SIZES) -> FirstOrderCheck:
+    r"""BalGrad Proposition 1, checked: ΔL of the task loss after θ_i ← θ_i − λ g_i for every parameter.
+
+    First-order Taylor: L(θ − λ g) = L(θ) − λ ∇L·g + O(λ²) = L(θ) − λ‖g‖² + O(λ²), and ‖g‖²
+    splits over the parameter blocks: the branches h_m, the fused-head weight, whose gradient is
+    g_T = sum_m g_T^m (``classifier_split``), and the rest (the head bias and, under attention, the
+    attention scorer), which belongs to no modality:
+
+        ΔL ≈ −λ (sum_m |g_m|² + |sum_m g_T^m|² + |g_other|²)
+           = −λ (sum_m |g_m|² + sum_m |g_T^m|² + 2 sum_{a<b} g_T^a·g_T^b + |g_other|²)
+
+    For two modalities without bias this is the corrected Proposition 1,
+    −λ(|g_v|² + |g_l|² + |g_T^v + g_T^l|²). ``terms``: ``branch_<m>`` = |g_m|², ``head_<m>`` =
+    |g_T^m|², ``head_cross`` = 2 sum g_T^a·g_T^b, ``other`` = |g_other|²; they sum to ‖g‖².
+    Runs on a float64 copy; the model is not changed.
+    """
+    model, inputs, labels = as_float64(model, inputs, labels)
+    params = list(model.parameters())
+    grads = loss_grads(task_loss(task, model(inputs).logits, labels), params)
+    grad_of = {id(p): g for p, g in zip(params, grads)}
+    terms = {}
+    owned = {id(model.head.weight)}
+    for m in model.modalities:
+        branch = model.branch_parameters(m)
+        owned |= {id(p) for p in branch}
+        terms[f"branch_{m}"] = float(flatten([grad_of[id(p)] for p in branch]).pow(2).sum())
+    split = classifier_split(model, inputs, labels, task)
+    for m, g in split.items():
+        terms[f"head_{m}"] = float(g.pow(2).sum())
+    terms["head_cross"] = 2 * cross_term(split)["absolute"]
+    terms["other"] = sum(float(g.pow(2).sum()) for p, g in zip(params, grads) if id(p) not in owned)
+
+    def loss_fn() -> Tensor:
+        return task_loss(task, model(inputs).logits, labels)
+
+    return first_order_check(loss_fn, params, grads, terms, step_sizes)
+
+
+def proposition1_readings(check: FirstOrderCheck) -> dict[str, FirstOrderCheck]:
+    """The same measured steps against three readings of the printed Proposition 1 (its notation slip).
+
+    The printed statement sums "g_i·g_i + g_T^i·g_T^i over i in {v, l, T}". Each reading predicts a
+    different rate from the measured ``proposition1_check`` terms (all keep |g_other|²):
+
+    - ``corrected``: sum_m |g_m|² + |sum_m g_T^m|² (the proof's algebra; the full ‖g‖²);
+    - ``no_cross``: the sum over i in {v, l} only, sum_m |g_m|² + sum_m |g_T^m|² — drops
+      2 g_T^v·g_T^l, harmless under concatenation only;
+    - ``literal``: i = T included with g_T^T := 0, adding |g_T|² on top — the classifier twice.
+
+    A reading whose rate is off by c leaves a residual −λc, slope 1 instead of 2.
+    """
+    terms = check.terms
+    branches = sum(v for k, v in terms.items() if k.startswith("branch_"))
+    heads = sum(v for k, v in terms.items() if k.startswith("head_") and k != "head_cross")
+    rates = {
+        "corrected": branches + heads + terms["head_cross"] + terms["other"],
+        "no_cross": branches + heads + terms["other"],
+        "literal": branches + 2 * heads + terms["head_cross"] + terms["other"],
+    }
+    return {name: FirstOrderCheck(check.step_sizes, -check.step_sizes * rate, check.actual, {"rate": rate})
+            for name, rate in rates.items()}
+
+
+# --- Proposition 2: task and KL gradients ------------------------------------------------------
+
+def proposition2_check(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor, task: str,
+                       step_sizes: Sequence[float] = STEP_SIZES) -> tuple[FirstOrderCheck, FirstOrderCheck]:
+    r"""BalGrad Proposition 2, checked: the joint step θ ← θ − λ(G^τ + G^kl) on task and KL losses.
+
+    G^τ = ∇L_T (on h_v, h_l, f_T; zero on the unimodal heads) and G^kl = ∇L_kl with
+    L_kl = KL(p^v‖p^l) + KL(p^l‖p^v) from ``mutual_kl`` on the unimodal heads' predictions
+    (non-zero on h_v, h_l and the unimodal heads, zero on f_T). Two first-order predictions:
+
+    1. the joint loss L = L_T + L_kl (Proposition 2):
+       ΔL ≈ −λ ∇L·(G^τ + G^kl) = −λ(‖G^τ‖² + ‖G^kl‖² + 2 G^τ·G^kl);
+       terms ``task`` = ‖G^τ‖², ``kl`` = ‖G^kl‖², ``inner`` = 2 G^τ·G^kl.
+    2. the task loss alone: ΔL_T ≈ −λ ∇L_T·(G^τ + G^kl) = −λ(‖G^τ‖² + G^τ·G^kl);
+       terms ``task`` and ``inner`` = G^τ·G^kl. A conflict (G^τ·G^kl < 0) slows the task loss
+       directly, and if G^τ·G^kl < −‖G^τ‖² the step raises it — what BalGrad's projection prevents.
+
+    For the first to be a Taylor expansion, G^kl must be the true gradient of L_kl, so the KL
+    targets are NOT detached here (``mutual_kl(..., detach_target=False)``), unlike BalGrad's
+    default training; the second holds for any direction. The inner product lives on the branches
+    only, where both gradients are non-zero. Needs a two-modality model with unimodal heads;
+    runs on a float64 copy. Returns (joint check, task-only check).
+    """
+    if model.unimodal_heads is None or len(model.modalities) != 2:
+        raise ValueError("proposition2_check: needs a model with two modalities and unimodal heads "
+                         f"(LateFusion(..., unimodal_heads=True)); got modalities {model.modalities}, "
+                         f"unimodal heads {model.unimodal_heads is not None}")
+    model, inputs, labels = as_float64(model, inputs, labels)
+    first, second = model.modalities
+
+    def task_and_kl() -> tuple[Tensor, Tensor]:
+        output = model(inputs)
+        logits = [class_distribution_logits(task, output.unimodal_logits[m]) for m in (first, second)]
+        kl_first, kl_second = mutual_kl(*logits, detach_target=False)
+        return task_loss(task, output.logits, labels), kl_first + kl_second
+
+    params = list(model.parameters())
+    task_value, kl_value = task_and_kl()
+    task_grads, kl_grads = loss_grads(task_value, params), loss_grads(kl_value, params)
+    task_grad, kl_grad = flatten(task_grads), flatten(kl_grads)
+    inner = float(task_grad @ kl_grad)
+    direction = [t + k for t, k in zip(task_grads, kl_grads)]
+    joint_terms = {"task": float(task_grad @ task_grad), "kl": float(kl_grad @ kl_grad), "inner": 2 * inner}
+    task_terms = {"task": float(task_grad @ task_grad), "inner": inner}
+    joint = first_order_check(lambda: sum(task_and_kl()), params, direction, joint_terms, step_sizes)
+    task_only = first_order_check(lambda: task_and_kl()[0], params, direction, task_terms, step_sizes)
+    return joint, task_only
+
+
+# --- GOAL A.3: normalised entropy and total variance -----------------------------------------
+
+def entropy_of(probs: Tensor) -> Tensor:
+    """Normalised entropy u(p) of probability vectors (``goal.normalized_entropy`` on log p; 0 log 0 = 0)."""
+    return normalized_entropy(probs.clamp_min(torch.finfo(probs.dtype).tiny).log())
+
+
+def rescaled_total_variance(probs: Tensor) -> Tensor:
+    r"""The affine rescaling of V(p) = 1 − sum p_k² that agrees with u(p) to second order at uniform.
+
+    Write p_k = (1 + x_k)/K with sum x_k = 0. Expanding (1 + x) log(1 + x) = x + x²/2 − x³/6 + ..:
+
+        u(p) = H(p)/log K = 1 − sum x_k² / (2K log K) + sum x_k³ / (6K log K) + O(x⁴)
+        V(p) = 1 − 1/K − sum x_k² / K²                                  (exact)
+
+    so both fall from their maximum by a multiple of sum x_k², and matching the multiples gives
+
+        Ṽ(p) = 1 − K/(2 log K) · (1 − 1/K − V(p)),    u(p) − Ṽ(p) = sum x_k³ / (6K log K) + O(x⁴).
+
+    Only normalising V by its maximum, V/(1 − 1/K), is not enough: its deficit 1 − V/(1 − 1/K) =
+    sum x_k² / (K(K−1)) differs from u's by the factor (K−1)/(2 log K) (0.72 for K = 2, 1.82 for
+    K = 9; never 1 for an integer K), so the two disagree already at second order.
+    """
+    num_classes = probs.shape[-1]
+    return 1 - num_classes / (2 * math.log(num_classes)) * (1 - 1 / num_classes - total_variance(probs))
+
+
+def entropy_variance_gaps(direction: Tensor, epsilons: Sequence[float]) -> np.ndarray:
+    r"""u(p) − Ṽ(p) at p = uniform + ε d for each ε (``rescaled_total_variance``; float64).
+
+    ``direction`` d must sum to 0 (p stays a distribution) and uniform + ε d must be positive.
+    With x = K ε d the gap is K² ε³ sum d_k³ / (6 log K) + O(ε⁴) (``predicted_gap_coefficient``
+    gives the ε³ coefficient): third order in general, fourth order when sum d_k³ = 0
+    (e.g. d = (1, −1, 0, ..)).
+    """
+    direction = torch.as_tensor(direction, dtype=torch.float64)
+    if abs(float(direction.sum())) > 1e-12:
+        raise ValueError(f"entropy_variance_gaps: direction must sum to 0, sums to {float(direction.sum())}")
+    uniform = torch.full_like(direction, 1 / len(direction))
+    probs = torch.stack([uniform + eps * direction for eps in epsilons])
+    if (probs <= 0).any():
+        raise ValueError("entropy_variance_gaps: uniform + eps * direction has non-positive entries; use smaller eps")
+    return (entropy_of(probs) - rescaled_total_variance(probs)).numpy()
+
+
+def predicted_gap_coefficient(direction: Tensor) -> float:
+    """The ε³ coefficient of u − Ṽ at uniform + ε d: K² sum d_k³ / (6 log K)."""
+    direction = torch.as_tensor(direction, dtype=torch.float64)
+    num_classes = len(direction)
+    return float(num_classes**2 * direction.pow(3).sum() / (6 * math.log(num_classes)))
+
+
+def majorizes(p: Tensor, q: Tensor, tol: float = 1e-12) -> bool:
+    """p ≻ q: every partial sum of p sorted in decreasing order is ≥ q's (equal totals).
+
+    A Schur-concave φ (normalised entropy, total variance) has φ(p) ≤ φ(q) whenever p ≻ q: the
+    more concentrated distribution is the less uncertain one. Moving probability from a smaller to
+    a larger entry (a 'reverse Robin Hood' transfer) gives a distribution that majorises the old one.
+    """
+    p, q = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(q, dtype=torch.float64)
+    if p.shape != q.shape or abs(float(p.sum() - q.sum())) > tol:
+        raise ValueError(f"majorizes: need two distributions of one shape and total, got {p.tolist()}, {q.tolist()}")
+    partial_p = p.sort(descending=True).values.cumsum(0)
+    partial_q = q.sort(descending=True).values.cumsum(0)
+    return bool((partial_p >= partial_q - tol).all())
+
+
+# --- GOAL A.9: orthogonality after projection ------------------------------------------------
+
+def orthogonality_check(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor, task: str) -> dict:
+    r"""GOAL appendix A.9, checked on per-sample feature gradients g^(m) = dL/df_m of a model.
+
+    For two modalities, GO (``goal.orthogonalize``) projects each conflicting g_i away from the
+    other's original g_j, so afterwards g_i''·g_j = 0 and g_1''·g_2'' ≥ 0 (Cauchy–Schwarz): no
+    conflict remains. AL's weights are positive scalars and change neither sign nor orthogonality,
+    so they are left out. Float64 copy. Returns:
+
+    - ``conflict_before``, ``conflict_after``: share of samples with g_1·g_2 < 0 before and after;
+    - ``max_abs_cos_to_other``: max over conflicting samples and both i of |cos(g_i'', g_j)|
+      (0 up to round-off if A.9 holds; 0 when no sample conflicts);
+    - ``cos_before``, ``cos_after``: per-sample cosines (numpy arrays) for histograms.
+    """
+    if len(model.modalities) != 2:
+        raise ValueError(f"orthogonality_check: A.9 is about two modalities, the model has {model.modalities}")
+    model, inputs, labels = as_float64(model, inputs, labels)
+    output = model(inputs)
+    embeddings = [output.embeddings[m] for m in model.modalities]
+    feature_grads = [g.detach() for g in loss_grads(task_loss(task, output.logits, labels), embeddings)]
+    projected = orthogonalize(feature_grads, eps=0.0)
+    cos_before = rowwise_cosine(*feature_grads)
+    cos_after = rowwise_cosine(*projected)
+    conflicting = cos_before < 0
+    to_other = torch.stack([rowwise_cosine(projected[0], feature_grads[1]), rowwise_cosine(projected[1], feature_grads[0])])
+    residual = to_other[:, conflicting].abs()
+    return {
+        "conflict_before": float(conflicting.double().mean()),
+        "conflict_after": float((cos_after < 0).double().mean()),
+        "max_abs_cos_to_other": float(residual.max()) if residual.numel() else 0.0,
+        "cos_before": cos_before.numpy(),
+        "cos_after": cos_after.numpy(),
+    }
+
+
+def rowwise_cosine(a: Tensor, b: Tensor) -> Tensor:
+    """cos(a_i, b_i) for each row of two [B, D] tensors, in their own precision (0 for a zero row)."""
+    norms = a.norm(dim=-1) * b.norm(dim=-1)
+    return (a * b).sum(-1) / norms.clamp_min(torch.finfo(a.dtype).tiny)
+
+
+# --- GOAL A.14: the indirect effect on the next unimodal gradient ----------------------------
+
+def relu_pattern(module: nn.Module, run: Callable[[], Tensor]) -> Tensor:
+    """Which ReLU units inside ``module`` are active (output > 0) during ``run()``: one flat bool tensor.
+
+    A gradient of a ReLU network jumps where a unit switches on or off, so a Taylor prediction of
+    the gradient holds only for steps that leave this pattern unchanged.
+    """
+    masks = []
+    hooks = [layer.register_forward_hook(lambda _layer, _inputs, out: masks.append((out > 0).flatten()))
+             for layer in module.modules() if isinstance(layer, nn.ReLU)]
+    try:
+        run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.cat(masks) if masks else torch.zeros(0, dtype=torch.bool)
+
+
+@dataclass
+class IndirectEffectCheck:
+    """Predicted (−η H_s Δv) and actual change ΔG of a branch's unimodal-loss gradient, per step size η."""
+
+    step_sizes: np.ndarray
+    relative_error: np.ndarray   # ‖ΔG − (−η H_s Δv)‖ / ‖ΔG‖
+    cosine: np.ndarray           # cos(ΔG, −η H_s Δv)
+    actual_norm: np.ndarray      # ‖ΔG‖
+    flipped: np.ndarray          # ReLU units (sample x unit) of the branch switched on or off by the step
+
+    @property
+    def smooth(self) -> np.ndarray:
+        """Step sizes whose step switches no ReLU unit: where the loss is smooth along the step."""
+        return self.flipped == 0
+
+    @property
+    def taylor_regime(self) -> np.ndarray:
+        """Step sizes above the one with the smallest error and below the first ReLU switch: where the
+        O(η²) remainder dominates (the step sizes must be increasing).
+
+        Three regimes, from small to large η: round-off in G(v − ηΔv) − G(v) (relative error ∝ 1/η),
+        the Taylor remainder (∝ η), and, once a ReLU switches, the gradient's jump (error ~ 1).
+        """
+        switched = np.flatnonzero(~self.smooth)
+        before_switch = np.arange(switched[0] if len(switched) else len(self.step_sizes))
+        regime = np.zeros(len(self.step_sizes), dtype=bool)
+        if len(before_switch):
+            regime[before_switch[before_switch > np.argmin(self.relative_error[before_switch])]] = True
+        return regime
+
+    @property
+    def slope(self) -> float:
+        """Log-log slope of the relative error against η in the Taylor regime (1: an O(η²) error on an
+        O(η) change)."""
+        regime = self.taylor_regime
+        if regime.sum() < 2:
+            raise ValueError("IndirectEffectCheck.slope: fewer than 2 step sizes between the round-off floor and "
+                             f"the first ReLU switch (errors {self.relative_error.tolist()}, switches "
+                             f"{self.flipped.tolist()}); use a finer grid of step sizes")
+        return loglog_slope(self.step_sizes[regime], self.relative_error[regime])
+
+
+def indirect_effect_check(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor, task: str,
+                          modality: str, step_sizes: Sequence[float] = np.logspace(-7, -2, 21)) -> IndirectEffectCheck:
+    r"""GOAL appendix A.14, checked with a Hessian-vector product.
+
+    Let v be branch h_m's parameters, L^(m) its unimodal loss (through the unimodal head, kept
+    fixed) and G(v) = ∇_v L^(m). GOAL edits the fusion-loss gradient Δv = g^(m) = ∇_v L_mm; the
+    step v ← v − η Δv changes the next step's unimodal gradient by
+
+        ΔG = G(v − η Δv) − G(v) = −η H_s Δv + O(η²),     H_s = ∇²_v L^(m),
+
+    so editing g^(m) has an indirect effect on G^(m) one step later. H_s Δv is computed by double
+    backward (the gradient of G·Δv), never forming H_s. The expansion assumes a smooth loss; a ReLU
+    branch is smooth only between activation switches, so the check also counts the ReLU units
+    each step switches (``flipped``): once one does, ΔG jumps and the prediction fails. At the
+    smallest η the round-off of the difference G(v − ηΔv) − G(v) dominates instead
+    (``IndirectEffectCheck.taylor_regime`` separates the regimes). Float64 copy; the model is not
+    changed. The default step sizes run over quarter decades from 1e-7 to 1e-2.
+    """
+    if model.unimodal_heads is None or modality not in model.modalities:
+        raise ValueError(f"indirect_effect_check: needs a model with unimodal heads and modality {modality!r}; "
+                         f"got modalities {model.modalities}, unimodal heads {model.unimodal_heads is not None}")
+    model, inputs, labels = as_float64(model, inputs, labels)
+    branch, params = model.branches[modality], model.branch_parameters(modality)
+
+    def unimodal_loss() -> Tensor:
+        return task_loss(task, model.unimodal_heads[modality](branch(inputs[modality])), labels)
+
+    direction = loss_grads(task_loss(task, model(inputs).logits, labels), params)
+    gradient = torch.autograd.grad(unimodal_loss(), params, create_graph=True)
+    hessian_direction = flatten(torch.autograd.grad(flatten(gradient) @ flatten(direction).detach(), params))
+    start, start_pattern = flatten(gradient).detach(), relu_pattern(branch, unimodal_loss)
+    originals = [p.detach().clone() for p in params]
+    errors, cosines, norms, flipped = [], [], [], []
+    for step_size in step_sizes:
+        with torch.no_grad():
+            for p, p0, d in zip(params, originals, direction):
+                p.copy_(p0 - step_size * d)
+        actual = flatten(loss_grads(unimodal_loss(), params)) - start
+        predicted = -step_size * hessian_direction
+        errors.append(float((actual - predicted).norm() / actual.norm()))
+        cosines.append(float(actual @ predicted / (actual.norm() * predicted.norm())))
+        norms.append(float(actual.norm()))
+        flipped.append(int((relu_pattern(branch, unimodal_loss) != start_pattern).sum()))
+    with torch.no_grad():
+        for p, p0 in zip(params, originals):
+            p.copy_(p0)
+    return IndirectEffectCheck(np.asarray(step_sizes, dtype=float), np.asarray(errors), np.asarray(cosines),
+                               np.asarray(norms), np.asarray(flipped))

@@ -1,0 +1,181 @@
+"""The training loop: batches, the method's step, the optimizer, and what happened at every iteration.
+
+``train(features, method)`` returns a ``TrainResult`` whose ``history`` holds, per iteration:
+``loss`` (the summed loss) and ``loss_<name>`` for each of the method's losses; ``loss_uni_<m>``
+and ``acc_uni_<m>`` — each modality's own loss and accuracy, from the unimodal heads or, when
+the model has none, from its additive share of the fused logits (``LateFusion.probe_logits``);
+``grad_norm_<m>`` — the norm of the gradient reaching branch h_m after the method's edits; and
+every scalar the method reports (weights, cosines, conflict flags).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from modbal_lib.features import FeatureSet
+from modbal_lib.grads import grad_norm
+from modbal_lib.methods.base import Step, Strategy, task_loss
+from modbal_lib.models import LateFusion
+from modbal_lib.utils import progress, seed_everything, select_device
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass
+class TrainResult:
+    model: LateFusion
+    method: Strategy
+    history: dict[str, list[float]]
+    step_seconds: list[float]   # wall time of each training step (forward, backward, edits, optimizer)
+    peak_memory_mb: float       # CUDA: peak allocated; CPU: growth of the process's peak RSS during training
+    config: dict = field(default_factory=dict)
+
+    def curve(self, key: str, smooth: int = 1) -> np.ndarray:
+        """A recorded series as an array, optionally smoothed by a running mean over ``smooth`` iterations."""
+        values = np.asarray(self.history[key], dtype=float)
+        if smooth <= 1:
+            return values
+        kernel = np.ones(smooth) / smooth
+        return np.convolve(values, kernel, mode="valid")
+
+    @property
+    def median_step_seconds(self) -> float:
+        return float(np.median(self.step_seconds))
+
+
+def make_optimizer(param_groups: list[dict], name: str, lr: float, weight_decay: float, momentum: float):
+    """Adam, AdamW or SGD (with momentum) over the method's parameter groups."""
+    if name == "adam":
+        return torch.optim.Adam(param_groups, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(param_groups, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(param_groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+
+
+@torch.no_grad()
+def modality_scores(model: LateFusion, output, labels: torch.Tensor, task: str) -> dict[str, float]:
+    """Each modality's own loss (and accuracy for multiclass) on this batch."""
+    per_modality = output.unimodal_logits or model.probe_logits(output.embeddings)
+    scores = {}
+    for m, logits in per_modality.items():
+        logits = logits.float()
+        scores[f"loss_uni_{m}"] = float(task_loss(task, logits, labels))
+        if task == "multiclass":
+            scores[f"acc_uni_{m}"] = float((logits.argmax(dim=1) == labels).float().mean())
+    return scores
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train(
+    features: FeatureSet,
+    method: Strategy | str = "joint",
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    hidden: int = 128,
+    fusion: str = "concat",
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    amp: bool | None = None,
+    record: bool = True,
+    show_progress: bool = True,
+    **method_options,
+) -> TrainResult:
+    """Train a late-fusion model on ``features`` with ``method`` (a Strategy or a registered name).
+
+    Same seed and device give identical numbers. ``amp`` (default: on for CUDA) runs forward
+    passes in bfloat16 autocast. ``record=False`` skips the per-iteration history.
+    """
+    from modbal_lib.methods import make
+
+    strategy = make(method, **method_options) if isinstance(method, str) else method
+    device = select_device(device) if not isinstance(device, torch.device) else device
+    amp = device.type == "cuda" if amp is None else amp
+    generator = seed_everything(seed)
+
+    modalities = strategy.modalities or features.modalities
+    missing = [m for m in modalities if m not in features.features]
+    if missing:
+        raise ValueError(f"method {strategy.name!r} needs modalities {missing}, the features have {features.modalities}")
+    inputs = {m: features.features[m].to(device) for m in modalities}
+    labels = features.labels.to(device)
+    model = LateFusion(
+        {m: tuple(inputs[m].shape[1:]) for m in modalities},
+        num_outputs=1 if features.task == "regression" else len(features.class_names),
+        hidden=hidden,
+        fusion=fusion,
+        unimodal_heads=strategy.unimodal_heads,
+    ).to(device)
+    strategy.setup(model, features, lr)
+    opt = make_optimizer(strategy.param_groups(model, lr), optimizer, lr, weight_decay, momentum)
+
+    n = len(features)
+    iterations_per_epoch = -(-n // batch_size)
+    total = epochs * iterations_per_epoch
+    history: dict[str, list[float]] = {}
+    step_seconds = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rss_before = _peak_rss_mb()
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
+    bar = progress(total=total, desc=f"train {strategy.name}") if show_progress else None
+    iteration = 0
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=generator).to(device)
+        for start in range(0, n, batch_size):
+            index = order[start : start + batch_size]
+            batch_inputs = {m: x[index] for m, x in inputs.items()}
+            batch_labels = labels[index]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            began = time.perf_counter()
+            model.train()
+            opt.zero_grad(set_to_none=True)
+            with autocast:
+                output = model(batch_inputs)
+                step = Step(model, batch_inputs, batch_labels, features.task, output,
+                            iteration, epoch, iterations_per_epoch, total)
+                losses = strategy.losses(step)
+            scalars = strategy.backward(step, losses)
+            norms = {f"grad_norm_{m}": grad_norm(model.branch_parameters(m)) for m in modalities} if record else {}
+            opt.step()
+            strategy.after_step(step)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            step_seconds.append(time.perf_counter() - began)
+
+            if record:
+                row = {"loss": float(sum(v.detach().float() for v in losses.values()))}
+                row.update({f"loss_{k}": float(v.detach()) for k, v in losses.items()})
+                row.update(modality_scores(model, output, batch_labels, features.task))
+                row.update(norms)
+                row.update(scalars)
+                for key, value in row.items():
+                    history.setdefault(key, []).append(value)
+            iteration += 1
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    model.eval()
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb() - rss_before
+    config = dict(method=strategy.name, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                  weight_decay=weight_decay, momentum=momentum, hidden=hidden, fusion=fusion, seed=seed,
+                  device=str(device), amp=amp, **method_options)
+    return TrainResult(model, strategy, history, step_seconds, peak, config)

@@ -1,0 +1,20 @@
+import numpy as np
+import pytest
+
+from modbal_lib.experiments import Experiment, compare, history_mean, over_seeds
+
+
+def test_compare_runs_each_method_for_each_seed_and_summaries_match():
+    experiment = Experiment("seesaw", dataset_options={"num_samples": 400})
+    runs = compare(experiment, ["joint", "unimodal_hard"], [0, 1], epochs=2, device="cpu", ratios=(0.5,))
+    assert list(runs) == ["joint", "unimodal_hard"]
+    assert [r.seed for r in runs["joint"]] == [0, 1]
+    joint = runs["joint"]
+    mean, std = over_seeds(joint, lambda r: r.table.full)
+    assert mean == pytest.approx(np.mean([r.table.full for r in joint]))
+    assert std == pytest.approx(np.std([r.table.full for r in joint]))
+    assert list(joint[0].table.ratio_sweep["easy"]) == [0.5]
+    assert history_mean(joint[0], "loss") == pytest.approx(np.mean(joint[0].result.history["loss"]))
+    # different seeds give different models
+    assert joint[0].result.history["loss"] != joint[1].result.history["loss"]
+    assert experiment.features("test").labels.shape[0] == 60

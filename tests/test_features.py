@@ -1,0 +1,111 @@
+"""load_features: FeatureSets, reuse through the cache, per-modality caching, cheap ratio sweeps, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from modbal_lib import features as features_module
+from modbal_lib.data import load
+from modbal_lib.data.impair import chosen_indices, impair
+from modbal_lib.encoders import encode
+from modbal_lib.features import FeatureSet, Impairment, load_features
+
+CHEAP_IMAGE = {"image": "pixels:16"}  # keeps emoji tests fast; text goes through MiniLM and the cache
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODBAL_CACHE", str(tmp_path))
+
+
+@pytest.fixture
+def encode_calls(monkeypatch):
+    """Record (kind, encoder) of every encoder run made by load_features."""
+    calls = []
+
+    def counting_encode(kind, inputs, encoder, **options):
+        calls.append((kind, encoder))
+        return encode(kind, inputs, encoder, **options)
+
+    monkeypatch.setattr(features_module, "encode", counting_encode)
+    return calls
+
+
+def test_seesaw_feature_set_holds_the_vectors_and_labels():
+    feature_set = load_features("seesaw", "val", num_modalities=3)
+    ds = load("seesaw", "val", num_modalities=3)
+    assert isinstance(feature_set, FeatureSet) and len(feature_set) == 1500
+    assert feature_set.modalities == ("easy", "medium", "hard") and feature_set.task == "multiclass"
+    assert torch.equal(feature_set.features["hard"], torch.from_numpy(ds.inputs["hard"]))
+    assert feature_set.labels.dtype == torch.int64 and torch.equal(feature_set.labels, torch.from_numpy(ds.labels))
+    regression = load_features("seesaw", "val", target="regression")
+    assert regression.task == "regression" and regression.labels.dtype == torch.float32
+
+
+def test_ratio_r_impairs_exactly_the_chosen_rows():
+    clean = load_features("seesaw", "test")
+    missing = load_features("seesaw", "test", impairment=Impairment("easy", "missing", ratio=0.3, seed=4))
+    rows = chosen_indices(1500, 0.3, 4)
+    zero = (missing.features["easy"] == 0).all(dim=1)
+    assert zero.sum() == 450 and zero[rows].all()
+    assert torch.equal(missing.features["easy"][~zero], clean.features["easy"][~zero])
+    assert torch.equal(missing.features["hard"], clean.features["hard"])
+
+
+def test_emoji_features_are_extracted_once_and_reused(encode_calls):
+    first = load_features("emoji", "test", encoders=CHEAP_IMAGE)
+    assert first.features["text"].shape == (285, 384) and first.features["image"].shape == (285, 3, 16, 16)
+    assert first.class_names[0] == "Activities" and len(first) == 285
+    second = load_features("emoji", "test", encoders=CHEAP_IMAGE)
+    assert encode_calls.count(("text", "minilm")) == 1  # the second call read the cache
+    assert torch.equal(first.features["text"], second.features["text"])
+    assert torch.allclose(first.features["text"].norm(dim=1), torch.ones(285), atol=1e-5)  # MiniLM: normalised
+
+
+def test_raw_and_normalised_features_share_one_extraction(encode_calls):
+    normalised = load_features("emoji", "test", encoders=CHEAP_IMAGE)
+    raw = load_features("emoji", "test", encoders=CHEAP_IMAGE, normalize={"text": False})
+    assert encode_calls.count(("text", "minilm")) == 1
+    assert raw.features["text"].norm(dim=1).min() > 1.5
+    assert torch.allclose(torch.nn.functional.normalize(raw.features["text"], dim=1), normalised.features["text"])
+
+
+def test_impairing_the_image_does_not_recompute_the_text(encode_calls):
+    load_features("emoji", "test", encoders=CHEAP_IMAGE)
+    impaired = load_features("emoji", "test", encoders=CHEAP_IMAGE, impairment=Impairment("image", "missing", blank="white"))
+    assert encode_calls.count(("text", "minilm")) == 1
+    assert torch.allclose(impaired.features["image"], torch.ones(285, 3, 16, 16))
+
+
+def test_a_ratio_sweep_extracts_once_and_equals_direct_extraction(encode_calls):
+    sweep = {ratio: load_features("emoji", "test", encoders=CHEAP_IMAGE, impairment=Impairment("text", "noisy", ratio, seed=3))
+             for ratio in (0.25, 0.5, 1.0)}
+    assert encode_calls.count(("text", "minilm")) == 2  # clean once + impaired (ratio 1) once
+    texts = load("emoji", "test").inputs["text"]
+    direct = encode("text", impair("text", texts, "noisy", ratio=0.5, seed=3))
+    assert torch.allclose(sweep[0.5].features["text"], direct, atol=1e-5)
+    changed = (sweep[0.5].features["text"] != sweep[1.0].features["text"]).any(dim=1)
+    assert changed.sum() > 50  # the other half kept their clean features
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="Impairment.kind must be one of"):
+        Impairment("image", "blurred")
+    with pytest.raises(ValueError, match="Impairment.ratio"):
+        Impairment("image", "missing", ratio=-0.1)
+    with pytest.raises(ValueError, match="Impairment.blank"):
+        Impairment("image", "missing", blank="grey")
+    with pytest.raises(ValueError, match=r"impairment of unknown modality 'audio'.*\('easy', 'hard'\)"):
+        load_features("seesaw", "test", impairment=Impairment("audio", "missing"))
+    with pytest.raises(ValueError, match=r"encoders names unknown modalities \['picture'\]"):
+        load_features("seesaw", "test", encoders={"picture": "pixels"})
+    with pytest.raises(ValueError, match="unknown dataset 'emojis'"):
+        load_features("emojis", "test")
+
+
+def test_impairment_is_frozen_and_hashable():
+    impairment = Impairment("text", "missing", ratio=0.5)
+    assert {impairment: 1}[Impairment("text", "missing", ratio=0.5)] == 1
+    with pytest.raises(Exception):
+        impairment.ratio = 1.0
+    assert np.isclose(impairment.ratio, 0.5)
