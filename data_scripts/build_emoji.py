@@ -127,7 +127,8 @@ def build(tarball: Path, out: Path) -> None:
     with atomic_path(out / "emoji_images.npz") as tmp:
         write_npz(tmp, {"images": images})
     with atomic_path(out / "emoji_meta.json") as tmp:
-        tmp.write_text(json.dumps({"source": source, "emojis": meta}, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps({"source": source, "emojis": meta}, indent=1, sort_keys=True, ensure_ascii=False)
+        tmp.write_text(text + "\n", encoding="utf-8")
     with atomic_path(out / "NOTICE") as tmp:
         tmp.write_text(NOTICE_HEAD + licence, encoding="utf-8")
     for name in ("emoji_images.npz", "emoji_meta.json", "NOTICE"):

