@@ -29,20 +29,17 @@
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from IPython.display import Markdown, display
 from sklearn.decomposition import PCA
 
 import modbal_lib
 from modbal_lib.data import load, seesaw
 from modbal_lib.evaluate import predict
-from modbal_lib.experiments import Experiment, compare, over_seeds
+from modbal_lib.experiments import Experiment, compare
 from modbal_lib.features import Impairment
 from modbal_lib.report import format_mean_std, paper_vs_measured
 from modbal_lib.sweeps import halfway_iteration, linear_probes, part_accuracies, signal_sweep
 from modbal_lib.whatif import SEESAW_COLORS, seesaw_lab
-
-torch.set_num_threads(1)  # the models of this chapter are tiny: one CPU thread is faster than two
 
 # %% tags=["parameters"]
 FAST = modbal_lib.fast_mode()

@@ -4,7 +4,8 @@ Writes ``DIR/results.json`` (schema in the README) and ``DIR/results.md``, a tab
 Table 1 layout (rows Full / each modality impaired / Avg / DeltaGap, for missing and noisy; one
 column per method; mean ± std over seeds). The step-time ratio is each method's median training
 step over joint training's, measured in the same run (joint is trained once for timing if it is
-not among the methods).
+not among the methods). ``preset`` (``modbal_lib.presets``) supplies a paper's training settings
+under the explicitly given ones.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modbal_lib import report
+from modbal_lib import presets, report
 from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Experiment, compare
 from modbal_lib.train import train
@@ -78,10 +79,15 @@ def run(
     normalize: dict[str, bool] | None = None,
     dataset_options: dict | None = None,
     method_options: dict[str, dict] | None = None,
+    preset: str | None = None,
     **train_options,
 ) -> dict:
     """Train and evaluate every method for every seed; write results.json and results.md; return the results."""
     started = time.perf_counter()
+    if preset is not None:
+        explicit = {**train_options, **({"epochs": epochs} if epochs is not None else {})}
+        train_options, method_options = presets.apply(preset, methods, explicit, method_options)
+        epochs = train_options.pop("epochs", None)
     epochs = epochs or DEFAULT_EPOCHS.get(dataset, 20)
     if fast:
         epochs = max(2, epochs // 4)
@@ -96,7 +102,7 @@ def run(
     reference = runs["joint"] if timing_reference is None else None
     joint_step = np.median([t for r in reference for t in r.result.step_seconds] if reference
                            else timing_reference.step_seconds)
-    first = runs[methods[0]][0]
+    first = next(iter(runs.values()))[0]
     results = {
         "dataset": dataset,
         "modalities": list(train_set.modalities),
@@ -104,6 +110,7 @@ def run(
         "seeds": list(seeds),
         "epochs": epochs,
         "fast": fast,
+        "preset": preset,
         "device": first.result.config["device"],
         "machine": platform.platform(),
         "methods": {},

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+from modbal_lib.presets import PRESETS
 
 
 def _book(args: argparse.Namespace) -> int:
@@ -27,6 +30,15 @@ def _parse_pairs(text: str | None) -> dict[str, str]:
             raise SystemExit(f"expected key=value, got {item!r}")
         pairs[key.strip()] = value.strip()
     return pairs
+
+
+def _encoders(text: str | None) -> dict[str, str] | str | None:
+    """An encoder set name ("offline", "balgrad", "clip") or per-modality pairs "image=pixels,text=minilm"."""
+    from modbal_lib.encoders import ENCODER_SETS
+
+    if text in ENCODER_SETS:
+        return text
+    return _parse_pairs(text) or None
 
 
 def _literal(value: str):
@@ -60,14 +72,53 @@ def _bench(args: argparse.Namespace) -> int:
         args.out,
         epochs=args.epochs,
         fast=args.fast,
-        encoders=_parse_pairs(args.encoders) or None,
+        encoders=_encoders(args.encoders),
         normalize=normalize or None,
         dataset_options={k: _literal(v) for k, v in _parse_pairs(args.dataset_options).items()},
         method_options=method_options,
+        preset=args.preset,
         **({"device": args.device} if args.device else {}),
     )
     print((Path(args.out) / "results.md").read_text())
     print(f"{len(results['methods'])} methods x {len(results['seeds'])} seeds in {results['wall_seconds']:.0f} s -> {args.out}/results.json")
+    return 0
+
+
+def _features(args: argparse.Namespace) -> int:
+    from modbal_lib.data.files import DatasetFileError
+    from modbal_lib.features import Extraction, precompute
+    from modbal_lib.utils import cache_dir
+
+    if args.precision:
+        os.environ["MODBAL_PRECISION"] = args.precision
+    try:
+        records = precompute(
+            args.dataset,
+            tuple(split.strip() for split in args.splits.split(",") if split.strip()),
+            encoders=_encoders(args.encoders),
+            impairments=args.impairments,
+            seeds=tuple(range(args.seeds)),
+            device=args.device,
+            how=Extraction(batch_size=args.batch_size, workers=args.workers, chunk_rows=args.chunk_rows),
+            **{k: _literal(v) for k, v in _parse_pairs(args.dataset_options).items()},
+        )
+    except (DatasetFileError, ImportError) as error:
+        print(f"error: {error}\n(finished chunks are kept: the same command resumes)", file=sys.stderr)
+        return 1
+    for record in records:
+        if record["impairment"] is not None:
+            continue
+        line = f"{args.dataset} {record['split']:5s} {record['modality']}: {record['encoder']} {list(record['shape'])} "
+        line += record["status"]
+        if record["status"] == "extracted":
+            line += f" in {record['seconds']:.1f} s ({record['shape'][0] / record['seconds']:.0f}/s)"
+        same = (record["split"], record["modality"])
+        impaired = [r for r in records if r["impairment"] and (r["split"], r["modality"]) == same]
+        if impaired:
+            extracted = sum(r["status"] == "extracted" for r in impaired)
+            line += f"; + {len(impaired)} impaired test sets ({extracted} extracted)"
+        print(line)
+    print(f"feature cache: {cache_dir() / 'features'}")
     return 0
 
 
@@ -81,17 +132,38 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = commands.add_parser("bench", help="train and evaluate methods x seeds under the impairment protocol")
     bench.add_argument("--dataset", required=True, help="emoji, seesaw, food101, hateful_memes, mmimdb, cremad")
-    bench.add_argument("--methods", required=True, help="comma-separated, e.g. joint,unimodal_image,balgrad")
+    bench.add_argument("--methods", required=True, help="comma-separated, e.g. joint,unimodal_image,balgrad; LABEL=METHOD for a variant, "
+                       "e.g. go_only=goal with --option go_only.adaptive_leveraging=false")
     bench.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     bench.add_argument("--epochs", type=int, default=None, help="default: per dataset")
     bench.add_argument("--fast", action="store_true", help="a quarter of the epochs (CI)")
     bench.add_argument("--out", required=True, help="output folder for results.json and results.md")
-    bench.add_argument("--encoders", help="per modality, e.g. image=pixels,text=minilm")
+    bench.add_argument("--encoders", help="per modality, e.g. image=pixels,text=minilm, or a set: offline, balgrad, clip")
     bench.add_argument("--normalize", help="per modality L2 normalisation, e.g. image=true")
     bench.add_argument("--dataset-options", help="loader options, e.g. modalities=3")
     bench.add_argument("--option", action="append", default=[], help="METHOD.KEY=VALUE, e.g. balgrad.gamma=0.5")
     bench.add_argument("--device", help="cpu, cuda, ... (default: CUDA when present)")
+    bench.add_argument("--preset", choices=sorted(PRESETS),
+                       help="a paper's training settings (modbal_lib.presets); explicit flags win")
     bench.set_defaults(run=_bench)
+
+    features = commands.add_parser(
+        "features", help="extract features into the cache that bench and load_features read (resumable)")
+    features.add_argument("--dataset", required=True, help="emoji, seesaw, food101, hateful_memes, mmimdb, cremad")
+    features.add_argument("--splits", default="train,val,test", help="comma-separated (default: all three)")
+    features.add_argument("--encoders", help="offline (default), balgrad, clip, or per modality: image=...,text=...")
+    features.add_argument("--impairments", action="store_true",
+                          help="also the test split's missing and noisy versions of each modality (the protocol)")
+    features.add_argument("--seeds", type=int, default=3, help="noisy test sets for seeds 0..N-1 (as bench --seeds)")
+    features.add_argument("--batch-size", type=int, default=64, help="inputs per network call")
+    features.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                          help="DataLoader processes reading image/audio/video files (0: in this process)")
+    features.add_argument("--chunk-rows", type=int, default=4096, help="rows per resumable chunk")
+    features.add_argument("--device", help="cpu, cuda, ... (default: CUDA when present)")
+    features.add_argument("--precision", choices=["fp16", "bf16", "fp32"],
+                          help="autocast on CUDA (default fp16); sets MODBAL_PRECISION: run bench with the same value")
+    features.add_argument("--dataset-options", help="loader options, e.g. val_size=1000")
+    features.set_defaults(run=_features)
 
     args = parser.parse_args(argv)
     return args.run(args)

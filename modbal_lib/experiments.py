@@ -55,16 +55,23 @@ def compare(
     ratios: tuple[float, ...] | None = None,
     **train_options,
 ) -> dict[str, list[Run]]:
-    """Train and evaluate every method for every seed; returns {method: [Run per seed]}."""
+    """Train and evaluate every method for every seed; returns {label: [Run per seed]}.
+
+    An entry of ``methods`` is a method name (``"goal"``) or a labelled configuration
+    (``"go_only=goal"``); ``method_options`` are keyed by label, e.g.
+    ``{"go_only": {"adaptive_leveraging": False}}`` — that is how ablations are compared.
+    """
     experiment = Experiment(experiment) if isinstance(experiment, str) else experiment
     method_options = method_options or {}
     train_set = experiment.features("train")
     evaluate_options = {} if ratios is None else {"ratios": ratios}
     runs: dict[str, list[Run]] = {}
-    for method, seed in progress([(m, s) for m in methods for s in seeds], desc=f"compare on {experiment.dataset}"):
-        result = train(train_set, method, seed=seed, show_progress=False, **train_options, **method_options.get(method, {}))
+    for entry, seed in progress([(m, s) for m in methods for s in seeds], desc=f"compare on {experiment.dataset}"):
+        label, _, method = entry.partition("=")
+        options = {**train_options, **method_options.get(label, {})}  # a label's options win
+        result = train(train_set, method or label, seed=seed, show_progress=False, **options)
         table = evaluate(result.model, experiment.test_source(), seed=seed, **evaluate_options)
-        runs.setdefault(method, []).append(Run(method, seed, result, table))
+        runs.setdefault(label, []).append(Run(label, seed, result, table))
     return runs
 
 

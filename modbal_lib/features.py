@@ -10,25 +10,40 @@ modality (``modbal_lib.encoders``). Pretrained encoders' outputs go through the 
 - an impairment is extracted once, at ratio 1: because sample i's impaired version does not
   depend on the ratio (``modbal_lib.data.impair``), the features at ratio r are the clean ones
   with the rows of the round(r N) chosen samples taken from the ratio-1 features. A ratio sweep
-  costs one extraction.
+  costs one extraction; and a modality missing from every sample is the same whatever the seed,
+  so one extraction serves every seed.
 
-The cheap encoders (``identity``, ``pixels``) are recomputed on every call instead of cached.
+The cheap encoders (``identity``, ``pixels``) are recomputed on every call when the inputs are
+already in memory (an array); from files (e.g. Food-101's JPEGs) they are cached too.
+
+**Large datasets** (``extract``, ``precompute``, and ``python -m modbal_lib features``): rows are
+encoded in chunks of ``Extraction.chunk_rows``, each saved atomically as
+``<key>.partNNNN.pt`` beside the final entry ``<key>.pt``. An interrupted run (crash, Ctrl-C,
+a corrupt file) keeps the finished chunks; the next run with the same spec (and chunk size)
+reuses them and goes on where it stopped. When every chunk is there, the entry is written
+atomically and the chunks are deleted.
 """
 
 from __future__ import annotations
 
+import time
+import warnings
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 
-from modbal_lib.cache import cached_features
-from modbal_lib.data import load
+from modbal_lib.cache import cached_features, feature_key, feature_path, read_entry, tensor_sha256
+from modbal_lib.data import SPLITS, load
 from modbal_lib.data.base import MultimodalDataset
 from modbal_lib.data.impair import BLANKS, HOWS, chosen_indices, impair
-from modbal_lib.encoders import default_encoder, default_normalize, encode, l2_normalize
-from modbal_lib.utils import select_device
+from modbal_lib.encoders import compute_mode, default_encoder, default_normalize, encode, encoder_set, l2_normalize
+from modbal_lib.utils import atomic_path, progress, select_device
 
 UNCACHED_ENCODERS = ("identity", "pixels")
+PART_FIELDS = ("key", "start", "stop", "sha256", "features")
 
 
 @dataclass(frozen=True)
@@ -68,24 +83,122 @@ class FeatureSet:
         return len(self.labels)
 
 
-def extract(ds: MultimodalDataset, modality: str, encoder: str, impairment: Impairment | None, device) -> torch.Tensor:
+@dataclass(frozen=True)
+class Extraction:
+    """How the encoders run. None of it changes the features (up to float rounding), so none of it
+    enters the cache key: ``batch_size`` inputs per network call, ``workers`` DataLoader processes
+    reading files, ``chunk_rows`` rows per resumable part of a large extraction."""
+
+    batch_size: int = 64
+    workers: int = 0
+    chunk_rows: int = 4096
+
+
+def part_path(key: str, index: int) -> Path:
+    """Where chunk ``index`` of the extraction with cache key ``key`` is kept until the entry is complete."""
+    return feature_path(key).with_name(f"{key}.part{index:04d}.pt")
+
+
+def read_part(path: Path, key: str, start: int, stop: int) -> torch.Tensor | None:
+    """The rows start..stop saved at ``path`` by an earlier run, or None (absent, or unusable: warns)."""
+    if not path.exists():
+        return None
+    try:
+        part = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        problem = f"unreadable ({type(error).__name__}: {error})"
+    else:
+        if not isinstance(part, dict) or set(part) != set(PART_FIELDS):
+            problem = f"not a feature chunk (expected the fields {PART_FIELDS})"
+        elif (part["key"], part["start"], part["stop"]) != (key, start, stop):
+            problem = f"holds rows {part['start']}..{part['stop']} of {part['key'][:12]}…, expected {start}..{stop}"
+        elif not isinstance(part["features"], torch.Tensor) or part["features"].dtype != torch.float32 \
+                or tensor_sha256(part["features"]) != part["sha256"]:
+            problem = "corrupt: the rows' checksum does not match the one stored with them"
+        else:
+            return part["features"]
+    warnings.warn(f"feature chunk {path}: {problem}; extracting those rows again", stacklevel=3)
+    return None
+
+
+def cached_in_chunks(spec: dict, num_rows: int, compute_rows: Callable[[int, int], torch.Tensor],
+                     chunk_rows: int) -> torch.Tensor:
+    """Like ``cache.cached_features``, but computing rows start..stop one chunk at a time, each chunk
+    saved as it is done, so that an interrupted extraction resumes (see the module docstring)."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    key = feature_key(spec)
+    features = read_entry(feature_path(key), key, num_rows)
+    if features is not None:
+        return features
+    if num_rows <= chunk_rows:
+        return cached_features(spec, num_rows, lambda: compute_rows(0, num_rows))
+    parts = []
+    starts = range(0, num_rows, chunk_rows)
+    for index, start in enumerate(progress(starts, desc=f"{spec['modality']} ({spec['encoder']}) chunks")):
+        stop = min(start + chunk_rows, num_rows)
+        part = read_part(part_path(key, index), key, start, stop)
+        if part is None:
+            part = compute_rows(start, stop).float().contiguous()
+            if part.shape[0] != stop - start:
+                raise ValueError(f"extraction of rows {start}..{stop} gave {part.shape[0]} rows")
+            with atomic_path(part_path(key, index)) as tmp:
+                torch.save({"key": key, "start": start, "stop": stop, "sha256": tensor_sha256(part), "features": part},
+                           tmp)
+        parts.append(part)
+    features = cached_features(spec, num_rows, lambda: torch.cat(parts))
+    for leftover in feature_path(key).parent.glob(f"{key}.part*.pt"):
+        leftover.unlink()
+    return features
+
+
+def feature_spec(ds: MultimodalDataset, modality: str, encoder: str, impairment: Impairment | None,
+                 device: torch.device) -> dict | None:
+    """What identifies these features in the cache; None for a cheap encoder on in-memory inputs (not cached)."""
+    if encoder.partition(":")[0] in UNCACHED_ENCODERS and isinstance(ds.inputs[modality], np.ndarray):
+        return None
+    if impairment is not None and impairment.kind == "missing" and impairment.ratio == 1.0:
+        impairment = replace(impairment, seed=0)  # every sample blanked: the seed changes nothing
+    return {
+        "dataset": ds.name, "split": ds.split, "options": ds.options, "modality": modality, "kind": ds.kinds[modality],
+        "encoder": encoder, "impairment": asdict(impairment) if impairment else None, "device": compute_mode(device),
+    }
+
+
+def extract(ds: MultimodalDataset, modality: str, encoder: str, impairment: Impairment | None, device,
+            how: Extraction = Extraction()) -> torch.Tensor:
     """Un-normalised features of one modality, impaired if asked; cached unless the encoder is cheap."""
     kind = ds.kinds[modality]
+    inputs = ds.inputs[modality]
+    if impairment is not None:
+        inputs = impair(kind, inputs, impairment.kind, ratio=impairment.ratio, seed=impairment.seed,
+                        blank=impairment.blank)
 
-    def compute() -> torch.Tensor:
-        inputs = ds.inputs[modality]
-        if impairment is not None:
-            inputs = impair(kind, inputs, impairment.kind, ratio=impairment.ratio, seed=impairment.seed,
-                            blank=impairment.blank)
-        return encode(kind, inputs, encoder, normalize=False, device=device)
+    def compute_rows(start: int, stop: int) -> torch.Tensor:
+        return encode(kind, inputs[start:stop], encoder, normalize=False, device=device, batch_size=how.batch_size,
+                      workers=how.workers)
 
-    if encoder.partition(":")[0] in UNCACHED_ENCODERS:
-        return compute()
-    spec = {
-        "dataset": ds.name, "split": ds.split, "options": ds.options, "modality": modality, "kind": kind,
-        "encoder": encoder, "impairment": asdict(impairment) if impairment else None, "device": device.type,
-    }
-    return cached_features(spec, len(ds), compute)
+    spec = feature_spec(ds, modality, encoder, impairment, device)
+    if spec is None:
+        return compute_rows(0, len(ds))
+    return cached_in_chunks(spec, len(ds), compute_rows, how.chunk_rows)
+
+
+def check_modalities(ds: MultimodalDataset, option: str, chosen: dict) -> None:
+    """Raise if the dict ``chosen`` (given as ``option``) names a modality the dataset does not have."""
+    unknown = set(chosen) - set(ds.modalities)
+    if unknown:
+        raise ValueError(f"load_features({ds.name!r}): {option} names unknown modalities {sorted(unknown)}; "
+                         f"the modalities are {ds.modalities}")
+
+
+def modality_encoders(ds: MultimodalDataset, encoders: dict[str, str] | str | None) -> dict[str, str]:
+    """Each modality's encoder: from ``encoders`` (by modality, or a set name), else its kind's default."""
+    if isinstance(encoders, str):
+        return encoder_set(encoders, ds.kinds)
+    encoders = encoders or {}
+    check_modalities(ds, "encoders", encoders)
+    return {m: encoders.get(m) or default_encoder(ds.kinds[m]) for m in ds.modalities}
 
 
 def modality_features(ds: MultimodalDataset, modality: str, encoder: str, normalize: bool,
@@ -108,7 +221,7 @@ def load_features(
     dataset: str,
     split: str,
     *,
-    encoders: dict[str, str] | None = None,
+    encoders: dict[str, str] | str | None = None,
     normalize: dict[str, bool] | None = None,
     impairment: Impairment | None = None,
     device=None,
@@ -116,26 +229,65 @@ def load_features(
 ) -> FeatureSet:
     """Encode split ``split`` of ``dataset`` (``modbal_lib.data.load(dataset, split, **dataset_options)``).
 
-    ``encoders[m]`` names modality m's encoder (default: ``default_encoder`` of its kind);
+    ``encoders[m]`` names modality m's encoder (default: ``default_encoder`` of its kind), or
+    ``encoders`` names a set from ``encoders.ENCODER_SETS`` ("offline", "balgrad", "clip");
     ``normalize[m]`` whether its features are L2-normalised (default: ``default_normalize``);
     ``impairment`` impairs one modality's raw inputs first.
     """
     ds = load(dataset, split, **dataset_options)
-    encoders, normalize = encoders or {}, normalize or {}
-    for option, chosen in (("encoders", encoders), ("normalize", normalize)):
-        unknown = set(chosen) - set(ds.modalities)
-        if unknown:
-            raise ValueError(f"load_features({dataset!r}): {option} names unknown modalities {sorted(unknown)}; "
-                             f"the modalities are {ds.modalities}")
+    encoders = modality_encoders(ds, encoders)
+    normalize = normalize or {}
+    check_modalities(ds, "normalize", normalize)
     if impairment is not None and impairment.modality not in ds.modalities:
         raise ValueError(f"load_features({dataset!r}): impairment of unknown modality {impairment.modality!r}; "
                          f"the modalities are {ds.modalities}")
     device = select_device(str(device) if device else None)
     features = {}
-    for modality in ds.modalities:
-        encoder = encoders.get(modality) or default_encoder(ds.kinds[modality])
+    for modality, encoder in encoders.items():
         features[modality] = modality_features(
             ds, modality, encoder, normalize.get(modality, default_normalize(encoder)),
             impairment if impairment is not None and impairment.modality == modality else None, device,
         )
     return FeatureSet(ds.modalities, features, torch.from_numpy(ds.labels), ds.task, list(ds.class_names))
+
+
+def precompute(
+    dataset: str,
+    splits: tuple[str, ...] = SPLITS,
+    *,
+    encoders: dict[str, str] | str | None = None,
+    impairments: bool = False,
+    seeds: tuple[int, ...] = (0,),
+    device=None,
+    how: Extraction = Extraction(),
+    **dataset_options,
+) -> list[dict]:
+    """Put into the cache every feature set that ``load_features`` will ask for; return what was done.
+
+    For each split and modality, the clean features; with ``impairments``, also the test split's
+    features under the protocol of ``evaluate``: the modality missing (which serves every seed and
+    every missing ratio) and noisy for each of ``seeds``. Features already cached are not
+    recomputed. One record per feature set: split, modality, encoder, impairment (None,
+    "missing" or "noisy, seed s"), shape, status ("cached", "extracted" or "not cached": a cheap
+    encoder on in-memory inputs) and seconds.
+    """
+    device = select_device(str(device) if device else None)
+    records = []
+    for split in splits:
+        ds = load(dataset, split, **dataset_options)
+        for modality, encoder in modality_encoders(ds, encoders).items():
+            jobs = [None]
+            if impairments and split == "test":
+                jobs += [Impairment(modality, "missing")] + [Impairment(modality, "noisy", seed=s) for s in seeds]
+            for impairment in jobs:
+                spec = feature_spec(ds, modality, encoder, impairment, device)
+                was_cached = spec is not None and feature_path(feature_key(spec)).exists()
+                started = time.perf_counter()
+                features = extract(ds, modality, encoder, impairment, device, how)
+                status = "not cached" if spec is None else "cached" if was_cached else "extracted"
+                described = None if impairment is None else (
+                    "missing" if impairment.kind == "missing" else f"noisy, seed {impairment.seed}")
+                records.append({"split": split, "modality": modality, "encoder": encoder, "impairment": described,
+                                "shape": tuple(features.shape), "status": status,
+                                "seconds": time.perf_counter() - started})
+    return records

@@ -16,13 +16,15 @@ from torch import Tensor, nn
 Params = Sequence[nn.Parameter]
 
 
-def loss_grads(loss: Tensor, params: Params, retain_graph: bool = True) -> list[Tensor]:
+def loss_grads(loss: Tensor, params: Params, retain_graph: bool = True, create_graph: bool = False) -> list[Tensor]:
     """d loss / d p for each parameter (zeros where the loss does not depend on p).
 
     Same values as ``loss.backward()`` would put into ``.grad``, but nothing is written:
-    the caller decides what to do with them.
+    the caller decides what to do with them. ``create_graph`` keeps the gradients differentiable
+    (for a loss built from gradients, like CGGM's direction loss).
     """
-    grads = torch.autograd.grad(loss, list(params), retain_graph=retain_graph, allow_unused=True)
+    grads = torch.autograd.grad(loss, list(params), retain_graph=retain_graph, create_graph=create_graph,
+                                allow_unused=True)
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
 
 

@@ -100,6 +100,7 @@ class LateFusion(nn.Module):
         attention: z_m = W (a_m f_m) + b/M  with the attention weight a_m of the full input
         These are the zero-masking probes of the fused head used when a model has no unimodal heads.
         """
+        embeddings = {m: e.to(self.head.weight.dtype) for m, e in embeddings.items()}  # bf16 under autocast
         bias_share = self.head.bias / len(self.modalities)
         weights = self.modality_weights(embeddings)
         probes = {}

@@ -22,6 +22,7 @@ from modbal_lib.features import FeatureSet
 from modbal_lib.grads import grad_norm
 from modbal_lib.methods.base import Step, Strategy, task_loss
 from modbal_lib.models import LateFusion
+from modbal_lib.utils import cpu_threads as limit_cpu_threads
 from modbal_lib.utils import progress, seed_everything, select_device
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -94,46 +95,61 @@ def train(
     amp: bool | None = None,
     record: bool = True,
     show_progress: bool = True,
+    cpu_threads: int | None = 1,
     **method_options,
 ) -> TrainResult:
     """Train a late-fusion model on ``features`` with ``method`` (a Strategy or a registered name).
 
     Same seed and device give identical numbers. ``amp`` (default: on for CUDA) runs forward
-    passes in bfloat16 autocast. ``record=False`` skips the per-iteration history.
+    passes in bfloat16 autocast. ``record=False`` skips the per-iteration history. On a CPU,
+    training runs with ``cpu_threads`` torch threads (see ``modbal_lib.utils.cpu_threads``; ``None``
+    keeps torch's setting).
     """
     from modbal_lib.methods import make
 
     strategy = make(method, **method_options) if isinstance(method, str) else method
     device = select_device(device) if not isinstance(device, torch.device) else device
     amp = device.type == "cuda" if amp is None else amp
-    generator = seed_everything(seed)
-
     modalities = strategy.modalities or features.modalities
     missing = [m for m in modalities if m not in features.features]
     if missing:
         raise ValueError(f"method {strategy.name!r} needs modalities {missing}, the features have {features.modalities}")
-    inputs = {m: features.features[m].to(device) for m in modalities}
-    labels = features.labels.to(device)
-    model = LateFusion(
-        {m: tuple(inputs[m].shape[1:]) for m in modalities},
-        num_outputs=1 if features.task == "regression" else len(features.class_names),
-        hidden=hidden,
-        fusion=fusion,
-        unimodal_heads=strategy.unimodal_heads,
-    ).to(device)
-    strategy.setup(model, features, lr)
-    opt = make_optimizer(strategy.param_groups(model, lr), optimizer, lr, weight_decay, momentum)
 
-    n = len(features)
+    with limit_cpu_threads(cpu_threads if device.type == "cpu" else None):
+        generator = seed_everything(seed)
+        inputs = {m: features.features[m].to(device) for m in modalities}
+        labels = features.labels.to(device)
+        model = LateFusion(
+            {m: tuple(inputs[m].shape[1:]) for m in modalities},
+            num_outputs=1 if features.task == "regression" else len(features.class_names),
+            hidden=hidden,
+            fusion=fusion,
+            unimodal_heads=strategy.unimodal_heads,
+        ).to(device)
+        strategy.setup(model, features, lr)
+        opt = make_optimizer(strategy.param_groups(model, lr), optimizer, lr, weight_decay, momentum)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        rss_before = _peak_rss_mb()
+        autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+        history, step_seconds = _fit(model, strategy, opt, inputs, labels, features.task, epochs, batch_size,
+                                     generator, autocast, record, show_progress)
+    model.eval()
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb() - rss_before
+    config = dict(method=strategy.name, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                  weight_decay=weight_decay, momentum=momentum, hidden=hidden, fusion=fusion, seed=seed,
+                  device=str(device), amp=amp, **method_options)
+    return TrainResult(model, strategy, history, step_seconds, peak, config)
+
+
+def _fit(model, strategy, opt, inputs, labels, task, epochs, batch_size, generator, autocast, record, show_progress):
+    """The epochs of ``train``: returns (history, seconds of each step)."""
+    device = labels.device
+    n = len(labels)
     iterations_per_epoch = -(-n // batch_size)
     total = epochs * iterations_per_epoch
     history: dict[str, list[float]] = {}
     step_seconds = []
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    rss_before = _peak_rss_mb()
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-
     bar = progress(total=total, desc=f"train {strategy.name}") if show_progress else None
     iteration = 0
     for epoch in range(epochs):
@@ -149,11 +165,10 @@ def train(
             opt.zero_grad(set_to_none=True)
             with autocast:
                 output = model(batch_inputs)
-                step = Step(model, batch_inputs, batch_labels, features.task, output,
-                            iteration, epoch, iterations_per_epoch, total)
+                step = Step(model, batch_inputs, batch_labels, task, output, iteration, epoch, iterations_per_epoch, total)
                 losses = strategy.losses(step)
             scalars = strategy.backward(step, losses)
-            norms = {f"grad_norm_{m}": grad_norm(model.branch_parameters(m)) for m in modalities} if record else {}
+            norms = {f"grad_norm_{m}": grad_norm(model.branch_parameters(m)) for m in inputs} if record else {}
             opt.step()
             strategy.after_step(step)
             if device.type == "cuda":
@@ -163,7 +178,7 @@ def train(
             if record:
                 row = {"loss": float(sum(v.detach().float() for v in losses.values()))}
                 row.update({f"loss_{k}": float(v.detach()) for k, v in losses.items()})
-                row.update(modality_scores(model, output, batch_labels, features.task))
+                row.update(modality_scores(model, output, batch_labels, task))
                 row.update(norms)
                 row.update(scalars)
                 for key, value in row.items():
@@ -173,9 +188,4 @@ def train(
                 bar.update(1)
     if bar is not None:
         bar.close()
-    model.eval()
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb() - rss_before
-    config = dict(method=strategy.name, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                  weight_decay=weight_decay, momentum=momentum, hidden=hidden, fusion=fusion, seed=seed,
-                  device=str(device), amp=amp, **method_options)
-    return TrainResult(model, strategy, history, step_seconds, peak, config)
+    return history, step_seconds

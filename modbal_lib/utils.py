@@ -83,6 +83,25 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def cpu_threads(count: int | None) -> Iterator[None]:
+    """Run a block with ``count`` torch CPU threads, then restore the setting (``None``: leave it).
+
+    The kit's models are small: on a CPU one thread trains them faster than several (thread
+    start-up and spin-waiting cost more than they save, badly so on a busy machine), and a fixed
+    thread count keeps CPU runs bit-for-bit repeatable across machines.
+    """
+    if count is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def progress(iterable=None, *, desc: str | None = None, total: int | None = None, **kwargs):
     """A tqdm progress bar (silenced by ``MODBAL_PROGRESS=0``, e.g. in tests)."""
     disable = not env_flag("MODBAL_PROGRESS", default=True)

@@ -18,3 +18,11 @@ def test_compare_runs_each_method_for_each_seed_and_summaries_match():
     # different seeds give different models
     assert joint[0].result.history["loss"] != joint[1].result.history["loss"]
     assert experiment.features("test").labels.shape[0] == 60
+
+
+def test_labelled_configurations_carry_their_own_options():
+    runs = compare(Experiment("seesaw", dataset_options={"num_samples": 300}), ["joint", "slow=joint"], [0],
+                   method_options={"slow": {"lr": 1e-5}}, epochs=2, device="cpu", ratios=())
+    assert list(runs) == ["joint", "slow"]
+    assert runs["slow"][0].result.config["lr"] == 1e-5 and runs["joint"][0].result.config["lr"] == 1e-3
+    assert runs["slow"][0].method == "slow" and runs["slow"][0].result.method.name == "joint"

@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from modbal_lib.methods.ogm_ge import coefficients, ge_noise
+from modbal_lib.grads import current_grads
+from modbal_lib.methods.base import Step, Strategy
+from modbal_lib.methods.ogm_ge import OGMGE, coefficients, ge_noise, modality_scores
+from modbal_lib.models import LateFusion
+from modbal_lib.train import train
+
+from helpers import toy_features
 
 
 def test_first_modality_dominates():
@@ -74,15 +80,6 @@ def test_ge_noise_of_a_constant_gradient_is_tiny():
     assert ge_noise(torch.tensor([3.0])).shape == (1,)  # a one-element gradient is defined
 
 
-# --- the training strategy ----------------------------------------------------------------
-
-from modbal_lib.grads import current_grads  # noqa: E402
-from modbal_lib.methods.base import Step, Strategy  # noqa: E402
-from modbal_lib.methods.ogm_ge import OGMGE, modality_scores  # noqa: E402
-from modbal_lib.models import LateFusion  # noqa: E402
-from modbal_lib.train import train  # noqa: E402
-
-from helpers import toy_features  # noqa: E402
 
 
 def _one_step_grads(strategy, features, seed=0):

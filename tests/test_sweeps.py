@@ -7,15 +7,6 @@ import torch
 from modbal_lib.sweeps import halfway_iteration, linear_probes, part_accuracies, part_labels, signal_sweep
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is faster than two and does not fight other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_linear_probes_measure_what_each_modality_can_tell():
     probes = linear_probes(num_samples=4000)
     assert list(probes) == ["easy", "hard", "easy+hard"]

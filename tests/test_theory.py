@@ -16,15 +16,6 @@ from modbal_lib.models import LateFusion
 FUSIONS = ["concat", "sum", "attention"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is faster than two and does not fight other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def toy_model(fusion="concat", heads=False, seed=0):
     """A random late-fusion model on the toy features, with a batch of 64 samples."""
     features = toy_features(n=64, seed=seed)

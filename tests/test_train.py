@@ -79,3 +79,11 @@ def test_mslr_gives_each_branch_its_learning_rate():
     searched = train(toy_features(), "mslr", epochs=1, lr=0.01, device="cpu", search_epochs=1)
     assert set(searched.method.lr_scales) == {"easy", "hard"}
     assert all(s in (0.25, 0.5, 1.0, 2.0, 4.0) for s in searched.method.lr_scales.values())
+
+
+def test_cpu_training_uses_the_requested_threads_and_restores_the_setting():
+    before = torch.get_num_threads()
+    first = train(toy_features(), "joint", epochs=1, device="cpu", cpu_threads=1)
+    assert torch.get_num_threads() == before
+    again = train(toy_features(), "joint", epochs=1, device="cpu", cpu_threads=None)
+    assert first.history["loss"][0] == pytest.approx(again.history["loss"][0])

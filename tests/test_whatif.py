@@ -1,24 +1,15 @@
 """What-if labs: deterministic figures and numbers from a few knobs."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from modbal_lib.whatif import TAYLOR_STEP_SIZES, taylor_lab  # noqa: E402
+from modbal_lib.whatif import TAYLOR_STEP_SIZES, taylor_lab
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The lab's model is tiny: one thread is faster than two and does not fight other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def close_figures():
     yield
-    torch.set_num_threads(threads)
     plt.close("all")
 
 

@@ -1,24 +1,15 @@
 """The see-saw lab (chapter 2): knobs of SeeSaw -> per-modality training curves and missing-modality table."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from modbal_lib.whatif import SEESAW_LAB_SMOOTH, seesaw_lab  # noqa: E402
+from modbal_lib.whatif import SEESAW_LAB_SMOOTH, seesaw_lab
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The lab's models are tiny: one thread is faster than two and does not fight other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def close_figures():
     yield
-    torch.set_num_threads(threads)
     plt.close("all")
 
 

@@ -1,10 +1,14 @@
 """Impairments of raw inputs (before any encoder), as in BalGrad section 4.1: pure, seeded functions.
 
-- **missing**: image -> a blank image; text -> ""; vector -> zeros.
+- **missing**: image -> a blank image; text -> ""; vector -> zeros; audio -> 3 s of silence;
+  video -> a single blank frame (the frame-averaged features of any number of blank frames).
 - **noisy**: image -> salt-and-pepper on 30% of the pixels (each hit pixel set to black or white
   with probability 1/2); text -> each whitespace token deleted with probability 0.15; vector ->
   Gaussian noise with each feature's own standard deviation (over the given samples), so a noisy
-  vector has about twice the variance of a clean one.
+  vector has about twice the variance of a clean one; audio -> white Gaussian noise with the
+  clip's own standard deviation (signal-to-noise ratio 0 dB); video -> salt-and-pepper on every
+  frame. BalGrad defines image and text only; the audio and video rules are this kit's, chosen
+  to match the vector rule (noise as strong as the signal) and the image rule.
 - **ratio** r: exactly round(r N) samples are impaired, the first ones of a permutation drawn from
   ``seed``; so the impaired set at a smaller ratio is a subset of the one at a larger ratio.
 
@@ -30,7 +34,9 @@ import os
 from typing import Any
 
 import numpy as np
-from PIL import Image
+
+from modbal_lib.data.files import open_image
+from modbal_lib.media import CLIP_SECONDS, FRAME_SIZE, SAMPLE_RATE, read_audio, read_video
 
 HOWS = ("missing", "noisy")
 BLANKS = {"black": 0, "white": 255}
@@ -69,14 +75,17 @@ def drop_tokens(text: str, rng: np.random.Generator, share: float = NOISY_TOKEN_
 
 
 def read_image(item: Any) -> np.ndarray:
-    """An image entry as uint8 [H, W, 3]: an array, an image file path, or a deferred impaired file."""
+    """An image entry as uint8 [H, W, 3]: an array, an image file path, or a deferred impaired file.
+
+    Files are decoded by ``open_image`` (transparency composited onto white; a missing or corrupt
+    file is a ``DatasetFileError`` naming it).
+    """
     if isinstance(item, np.ndarray):
         return item
     if callable(item):
         return item()
     if isinstance(item, (str, os.PathLike)):
-        with Image.open(item) as image:
-            return np.asarray(image.convert("RGB"))
+        return open_image(item)
     raise TypeError(f"image entry must be an array, a file path or a callable, got {type(item).__name__}")
 
 
@@ -93,12 +102,33 @@ def impaired_image_file(path: str | os.PathLike, how: str, seed: int, index: int
     return impair_image(read_image(path), how, sample_rng(seed, index), blank)
 
 
+def impaired_audio_file(path: str | os.PathLike, how: str, seed: int, index: int, blank: str) -> tuple[np.ndarray, int]:
+    """Impaired clip ``index`` read from ``path``: (samples, rate). ``blank`` does not apply to audio."""
+    if how == "missing":
+        return np.zeros(SAMPLE_RATE * CLIP_SECONDS, dtype=np.float32), SAMPLE_RATE
+    samples, rate = read_audio(path)
+    noise = sample_rng(seed, index).standard_normal(len(samples)).astype(np.float32)
+    return samples + samples.std() * noise, rate
+
+
+def impaired_video_file(path: str | os.PathLike, how: str, seed: int, index: int, blank: str) -> np.ndarray:
+    """Impaired clip ``index`` read from ``path``: uint8 frames [F, H, W, 3]."""
+    if how == "missing":
+        return np.full((1, FRAME_SIZE, FRAME_SIZE, 3), BLANKS[blank], dtype=np.uint8)
+    rng = sample_rng(seed, index)
+    return np.stack([salt_and_pepper(frame, rng) for frame in read_video(path)])
+
+
+IMPAIRED_FILE = {"image": impaired_image_file, "audio": impaired_audio_file, "video": impaired_video_file}
+
+
 def impair(kind: str, inputs: Any, how: str, *, ratio: float = 1.0, seed: int = 0, blank: str = "black") -> Any:
     """A copy of one modality's raw ``inputs`` with round(ratio N) seeded samples impaired by ``how``.
 
-    ``kind`` is the modality kind: "image" (uint8 [N, H, W, 3], or a list of arrays / file paths:
-    impaired files become deferred callables that ``read_image`` resolves), "text" (list of str) or
-    "vector" (float [N, D]).
+    ``kind`` is the modality kind: "image" (uint8 [N, H, W, 3], or a list of arrays / file paths),
+    "text" (list of str), "vector" (float [N, D]), "audio" or "video" (lists of file paths). An
+    impaired file becomes a deferred callable that ``read_image`` / ``media.read_audio`` /
+    ``media.read_video`` resolves, so a large dataset is never all in memory.
     """
     if how not in HOWS:
         raise ValueError(f"impairment must be one of {HOWS}, got {how!r}")
@@ -110,13 +140,13 @@ def impair(kind: str, inputs: Any, how: str, *, ratio: float = 1.0, seed: int = 
         for i in rows:
             out[i] = impair_image(inputs[i], how, sample_rng(seed, i), blank)
         return out
-    if kind == "image":
+    if kind in IMPAIRED_FILE:
         out = list(inputs)
         for i in rows:
-            if isinstance(inputs[i], np.ndarray):
+            if kind == "image" and isinstance(inputs[i], np.ndarray):
                 out[i] = impair_image(inputs[i], how, sample_rng(seed, i), blank)
             else:
-                out[i] = functools.partial(impaired_image_file, inputs[i], how, seed, int(i), blank)
+                out[i] = functools.partial(IMPAIRED_FILE[kind], inputs[i], how, seed, int(i), blank)
         return out
     if kind == "text":
         out = list(inputs)
@@ -129,4 +159,4 @@ def impair(kind: str, inputs: Any, how: str, *, ratio: float = 1.0, seed: int = 
         for i in rows:
             out[i] = 0.0 if how == "missing" else out[i] + feature_std * sample_rng(seed, i).standard_normal(out.shape[1])
         return out
-    raise ValueError(f"no impairment for modality kind {kind!r}; supported kinds: image, text, vector")
+    raise ValueError(f"no impairment for modality kind {kind!r}; supported kinds: image, text, vector, audio, video")

@@ -317,7 +317,7 @@ class CGGM(Strategy):
     def gradient_direction_loss(self, model: LateFusion, task_loss_value: torch.Tensor,
                                 classifier_losses: list[torch.Tensor], B: torch.Tensor) -> torch.Tensor:
         """Paper Eq. 12 on gradients: the fused head's (differentiable) against each classifier's last layer."""
-        (fused_grad,) = torch.autograd.grad(task_loss_value, model.head.weight, create_graph=True)
+        (fused_grad,) = loss_grads(task_loss_value, [model.head.weight], create_graph=True)
         last_layers = [self.classifiers[m][-1].weight for m in model.modalities]
         classifier_grads = loss_grads(torch.stack(classifier_losses).sum(), last_layers)
         blocks = head_blocks(model, fused_grad)
