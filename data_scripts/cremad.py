@@ -23,6 +23,7 @@ DbCL (contents), see LICENSE.txt in the repository.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -128,6 +129,8 @@ def prepare(root: Path, source: Path | None) -> None:
     shares = ", ".join(f"{mode} {share:.1f}%" for mode, share in agreement.items())
     print(f"crowd recognises the acted emotion: {shares}")
     print(f"cremad ready in {root}; loader: modbal_lib.data.load('cremad', split) (val = 670 clips held out of train)")
+    if importlib.util.find_spec("av") is None:
+        print("note:   decoding the FLV video needs PyAV: pip install 'modbal_lib[media]'")
     print("next:   python -m modbal_lib features --dataset cremad")
 
 

@@ -1,8 +1,12 @@
 """``python -m modbal_lib bench``: every method x seed on one dataset, scored by the impairment protocol.
 
-Writes ``DIR/results.json`` (schema in the README) and ``DIR/results.md``, a table in BalGrad's
-Table 1 layout (rows Full / each modality impaired / Avg / DeltaGap, for missing and noisy; one
-column per method; mean ± std over seeds). The step-time ratio is each method's median training
+Writes into ``DIR``: ``results.json`` (schema in the README; plus, per method, the per-seed
+tables ``runs``, the median step time ``step_ms`` and the ``loss_curves`` of the figure);
+``results.md`` and ``results.csv``, a table in BalGrad's Table 1 layout (rows Full / each modality
+impaired / Avg / DeltaGap, for missing and noisy; one column per method; mean ± std over seeds;
+best and second best marked — best is the highest accuracy / F1 / AUROC, the lowest MAE, the
+lowest DeltaGap), with a cost table in results.md; ``missing_ratio.png`` (BalGrad Fig. 4) and
+``loss_curves.png`` (``modbal_lib.plots``). The step-time ratio is each method's median training
 step over joint training's, measured in the same run (joint is trained once for timing if it is
 not among the methods). ``preset`` (``modbal_lib.presets``) supplies a paper's training settings
 under the explicitly given ones.
@@ -10,6 +14,8 @@ under the explicitly given ones.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import platform
 import time
@@ -17,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from modbal_lib import presets, report
+from modbal_lib import plots, presets, report
 from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Experiment, compare
+from modbal_lib.metrics import higher_is_better
 from modbal_lib.train import train
 from modbal_lib.utils import atomic_path
 
@@ -44,27 +51,90 @@ def summarise(tables: list[ImpairmentTable]) -> dict:
     return summary
 
 
-def markdown_table(results: dict) -> str:
-    """BalGrad Table 1 layout: one column per method, mean ± std over seeds."""
-    methods = list(results["methods"])
-    modalities = results["modalities"]
-    header = f"| {results['metric']} | " + " | ".join(methods) + " |"
-    lines = [header, "|---" * (len(methods) + 1) + "|"]
-
-    def cell(entry):
-        return f"{entry['mean']:.2f} ± {entry['std']:.2f}"
-
-    def row(label, pick):
-        lines.append(f"| {label} | " + " | ".join(cell(pick(results["methods"][m])) for m in methods) + " |")
-
-    row("Full", lambda r: r["full"])
+def table_rows(modalities: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """(label, path into one method's results) of every row of BalGrad's Table 1."""
+    rows = [("Full", ("full",))]
     for kind in ("missing", "noisy"):
-        for modality in modalities:
-            row(f"{kind} {modality}", lambda r, k=kind, mod=modality: r[k][mod])
-        row(f"{kind} Avg", lambda r, k=kind: r[k]["avg"])
-        row(f"{kind} DeltaGap", lambda r, k=kind: r[k]["delta_gap"])
-    lines.append("| step time / joint | " + " | ".join(f"{results['methods'][m]['step_time_ratio']:.2f}" for m in methods) + " |")
+        rows += [(f"{kind} {m}", (kind, m)) for m in modalities]
+        rows += [(f"{kind} Avg", (kind, "avg")), (f"{kind} DeltaGap", (kind, "delta_gap"))]
+    return rows
+
+
+def lookup(method_results: dict, path: tuple[str, ...]) -> dict:
+    """The {"mean", "std"} entry at ``path``, e.g. ("missing", "image")."""
+    for key in path:
+        method_results = method_results[key]
+    return method_results
+
+
+def ranks(results: dict, path: tuple[str, ...]) -> dict[str, int]:
+    """Each method's rank on one row (1 = best; ties share a rank). Best is the highest score for
+    accuracy, F1 and AUROC, the lowest for MAE, and always the lowest DeltaGap."""
+    lower_is_better = path[-1] == "delta_gap" or not higher_is_better(results["metric"])
+    sign = 1 if lower_is_better else -1
+    keys = {m: sign * lookup(r, path)["mean"] for m, r in results["methods"].items()}
+    return {m: 1 + sum(other < key for other in keys.values()) for m, key in keys.items()}
+
+
+def _cell(entry: dict, rank: int) -> str:
+    """"61.20 ± 1.10", **bold** when best, _italic_ when second best."""
+    text = f"{entry['mean']:.2f} ± {entry['std']:.2f}"
+    return f"**{text}**" if rank == 1 else f"_{text}_" if rank == 2 else text
+
+
+def markdown_table(results: dict) -> str:
+    """BalGrad Table 1 layout: one column per method, mean ± std over seeds, best **bold**, second _italic_."""
+    methods = list(results["methods"])
+    lines = [f"| {results['metric']} | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for label, path in table_rows(results["modalities"]):
+        rank = ranks(results, path)
+        cells = [_cell(lookup(results["methods"][m], path), rank[m]) for m in methods]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def csv_table(results: dict) -> str:
+    """Table 1 as CSV: a row per Table 1 row; per method its mean, std and rank (1 = best)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    methods = list(results["methods"])
+    writer.writerow([results["metric"]] + [f"{m} {column}" for m in methods for column in ("mean", "std", "rank")])
+    for label, path in table_rows(results["modalities"]):
+        rank = ranks(results, path)
+        entries = [lookup(results["methods"][m], path) for m in methods]
+        writer.writerow([label] + [value for m, e in zip(methods, entries)
+                                   for value in (f"{e['mean']:.4f}", f"{e['std']:.4f}", rank[m])])
+    return buffer.getvalue()
+
+
+def cost_table(results: dict) -> str:
+    """Per method: median training-step time (ms), its ratio to joint training's in the same run, peak memory."""
+    memory = "peak GPU memory (MB)" if results["device"].startswith("cuda") else "peak RSS growth (MB)"
+    lines = [f"| method | step time (ms) | step time / joint | {memory} |", "|---|---|---|---|"]
+    for method, entry in results["methods"].items():
+        lines.append(f"| {method} | {entry['step_ms']:.2f} | {entry['step_time_ratio']:.2f} | {entry['peak_memory_mb']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def loss_curves(method_runs: list, points: int = 60) -> dict[str, dict[str, list[float]]]:
+    """Each modality's own loss ``loss_uni_<m>`` over training, for the figure: every seed's series
+    averaged over ``points`` equal runs of iterations (a running mean that also thins it), then
+    mean ± std over seeds per point; x in epochs (the middle of each run of iterations)."""
+    history = method_runs[0].result.history
+    iterations = len(history["loss"])
+    per_epoch = iterations / method_runs[0].result.config["epochs"]
+    chunks = np.array_split(np.arange(iterations), min(points, iterations))
+    epochs = [float((chunk[0] + chunk[-1] + 1) / 2 / per_epoch) for chunk in chunks]
+    curves = {}
+    for key in (k for k in history if k.startswith("loss_uni_")):
+        seeds = np.array([[np.mean(np.asarray(run.result.history[key])[chunk]) for chunk in chunks] for run in method_runs])
+        curves[key.removeprefix("loss_uni_")] = {"epoch": epochs, "mean": seeds.mean(0).tolist(), "std": seeds.std(0).tolist()}
+    return curves
+
+
+def results_markdown(results: dict) -> str:
+    """results.md: Table 1, then the cost table."""
+    return markdown_table(results) + "\n" + cost_table(results)
 
 
 def run(
@@ -120,13 +190,22 @@ def run(
         results["methods"][method] = {
             **summarise([r.table for r in method_runs]),
             "step_time_ratio": float(np.median(steps) / joint_step),
+            "step_ms": float(np.median(steps) * 1000),
             "peak_memory_mb": float(max(r.result.peak_memory_mb for r in method_runs)),
             "runs": [r.table.as_dict() for r in method_runs],
+            "loss_curves": loss_curves(method_runs),
         }
     results["wall_seconds"] = time.perf_counter() - started
-    out_dir = Path(out_dir)
-    with atomic_path(out_dir / "results.json") as tmp:
-        tmp.write_text(json.dumps(results, indent=1))
-    with atomic_path(out_dir / "results.md") as tmp:
-        tmp.write_text(markdown_table(results))
+    write(results, out_dir)
     return results
+
+
+def write(results: dict, out_dir: str | Path) -> None:
+    """results.json, results.md (Table 1 and cost), results.csv, missing_ratio.png and loss_curves.png."""
+    out_dir = Path(out_dir)
+    for name, text in (("results.json", json.dumps(results, indent=1)), ("results.md", results_markdown(results)),
+                       ("results.csv", csv_table(results))):
+        with atomic_path(out_dir / name) as tmp:
+            tmp.write_text(text)
+    plots.save(plots.missing_ratio_figure(results), out_dir / "missing_ratio.png")
+    plots.save(plots.loss_curve_figure(results), out_dir / "loss_curves.png")

@@ -1,7 +1,10 @@
 """Execute every chapter with papermill and render the results as a small static HTML book.
 
 ``python -m modbal_lib book`` (the README's *book* command) writes
-``_build/executed/NN_slug.ipynb`` and ``_build/html/{index,NN_slug}.html``. A chapter is
+``_build/executed/NN_slug.ipynb`` and the static site ``_build/html/``: ``index.html`` (the
+chapters' titles in reading order), one page per chapter with its figures embedded and
+Previous / Contents / Next links, and the shared ``book.css``. ``broken_links`` checks that every
+local link of the site resolves (the build refuses a site that has one). A chapter is
 re-executed only when its source, the library, or the mode (fast/full) changed.
 """
 
@@ -12,12 +15,38 @@ import html
 import json
 import re
 import time
+import urllib.parse
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 
+from modbal_lib.utils import atomic_path
+
 ROOT = Path(__file__).resolve().parents[1]
+BOOK_TITLE = "modbal — dominant modality bias"
+STYLESHEET = "book.css"
+BOOK_CSS = """\
+/* modbal book: page width, navigation bar, contents page (chapter pages keep nbconvert's lab styles) */
+body.jp-Notebook { max-width: 72em; margin: 0 auto; }
+.modbal-nav {
+  display: flex; justify-content: space-between; align-items: baseline; gap: 1em;
+  padding: 0.6em 1em; font: 15px/1.4 system-ui, sans-serif;
+}
+.modbal-nav.modbal-top { border-bottom: 1px solid #ddd; }
+.modbal-nav.modbal-bottom { border-top: 1px solid #ddd; margin-top: 2em; }
+.modbal-nav > * { flex: 1; }
+.modbal-nav .modbal-contents-link { text-align: center; }
+.modbal-nav .modbal-next { text-align: right; }
+.modbal-nav a { color: #1a5fb4; text-decoration: none; }
+.modbal-nav a:hover { text-decoration: underline; }
+body.modbal-index { font: 16px/1.5 system-ui, sans-serif; max-width: 46em; margin: 2em auto; padding: 0 1em; color: #222; }
+.modbal-index ul { list-style: none; padding: 0; }
+.modbal-index li { padding: 0.45em 0; border-bottom: 1px solid #eee; }
+.modbal-index a { color: #1a5fb4; text-decoration: none; font-size: 1.1em; }
+.modbal-index a:hover { text-decoration: underline; }
+"""
 
 
 @dataclass
@@ -74,43 +103,112 @@ def execute(chapter: Chapter, out_dir: Path, fast: bool) -> float:
     return time.perf_counter() - start
 
 
-def _nav(chapters: list[Chapter], index: int) -> str:
-    links = ['<a href="index.html">Contents</a>']
-    if index > 0:
-        previous = chapters[index - 1]
-        links.insert(0, f'<a href="{previous.slug}.html">&larr; {html.escape(previous.title)}</a>')
-    if index + 1 < len(chapters):
-        following = chapters[index + 1]
-        links.append(f'<a href="{following.slug}.html">{html.escape(following.title)} &rarr;</a>')
-    return '<nav class="modbal-nav" style="padding:0.6em 1em;border-bottom:1px solid #ddd;font-family:sans-serif">' + " | ".join(links) + "</nav>"
+def _page_link(chapter: Chapter, rel: str, text: str) -> str:
+    return f'<a rel="{rel}" href="{chapter.slug}.html">{text}</a>'
+
+
+def _nav(chapters: list[Chapter], index: int, position: str) -> str:
+    """Previous / Contents / Next bar of chapter ``index`` (``position``: "top" or "bottom")."""
+    previous = _page_link(chapters[index - 1], "prev", f"&larr; {html.escape(chapters[index - 1].title)}") if index > 0 else ""
+    following = (_page_link(chapters[index + 1], "next", f"{html.escape(chapters[index + 1].title)} &rarr;")
+                 if index + 1 < len(chapters) else "")
+    return (f'<nav class="modbal-nav modbal-{position}"><span class="modbal-prev">{previous}</span>'
+            '<span class="modbal-contents-link"><a rel="index" href="index.html">Contents</a></span>'
+            f'<span class="modbal-next">{following}</span></nav>')
+
+
+def _write_page(path: Path, text: str) -> None:
+    """Write a file of the site atomically, readable by a web server running as another user."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o644)
+
+
+def chapter_page(chapter: Chapter, notebook, chapters: list[Chapter], exporter) -> str:
+    """One executed chapter as HTML: nbconvert's lab page (figures embedded as data URIs), the shared
+    stylesheet, and the navigation bar above and below the content."""
+    number = chapters.index(chapter)
+    # Markdown images are read relative to the chapter's own folder, as JupyterLab shows them.
+    metadata = {"name": chapter.title, "path": str(chapter.path.parent)}
+    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": metadata})
+    page = body.replace("</head>", f'<link rel="stylesheet" href="{STYLESHEET}">\n</head>', 1)
+    page = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + _nav(chapters, number, "top"), page, count=1)
+    return page.replace("</body>", _nav(chapters, number, "bottom") + "</body>", 1)
+
+
+def index_page(chapters: list[Chapter]) -> str:
+    """The contents page: every chapter's title, in reading order, linking its page."""
+    items = "\n".join(f'<li><a href="{c.slug}.html">{html.escape(c.title)}</a></li>' for c in chapters)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{html.escape(BOOK_TITLE)}</title><link rel=\"stylesheet\" href=\"{STYLESHEET}\"></head>\n"
+        f"<body class=\"modbal-index\"><h1>{html.escape(BOOK_TITLE)}</h1>\n"
+        "<p>An executed notebook textbook. Chapters in reading order:</p>\n"
+        f"<ul class=\"modbal-contents\">\n{items}\n</ul>\n</body></html>\n"
+    )
 
 
 def render_html(chapters: list[Chapter], executed_dir: Path, html_dir: Path) -> Path:
-    """Render executed notebooks to HTML pages with navigation, plus ``index.html``; returns the index."""
+    """Render executed notebooks to linked HTML pages, plus ``index.html`` and the stylesheet.
+
+    Figures (image outputs, and images a Markdown cell refers to) are embedded in the pages as
+    data URIs, so the folder is a self-contained static site. Returns the index page; raises
+    ``ValueError`` naming every link that points to a file the site does not hold.
+    """
     from nbconvert import HTMLExporter
 
-    html_dir.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter(template_name="lab")
-    for number, chapter in enumerate(chapters):
+    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    for chapter in chapters:
         notebook = nbformat.read(executed_dir / chapter.path.name, as_version=4)
-        body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": chapter.title}})
-        nav = _nav(chapters, number)
-        page = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + nav, body, count=1)
-        page = page.replace("</body>", nav + "</body>", 1)
-        (html_dir / f"{chapter.slug}.html").write_text(page, encoding="utf-8")
-    items = "\n".join(
-        f'<li><a href="{c.slug}.html">{html.escape(c.title)}</a></li>' for c in chapters
-    )
+        page = chapter_page(chapter, notebook, chapters, exporter)
+        _write_page(html_dir / f"{chapter.slug}.html", page)
+    _write_page(html_dir / STYLESHEET, BOOK_CSS)
     index = html_dir / "index.html"
-    index.write_text(
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>modbal — dominant modality bias</title></head>"
-        "<body style='font-family:sans-serif;max-width:50em;margin:2em auto'>"
-        "<h1>modbal — dominant modality bias</h1>"
-        "<p>An executed notebook textbook. Chapters in reading order:</p>"
-        f"<ol>{items}</ol></body></html>",
-        encoding="utf-8",
-    )
+    _write_page(index, index_page(chapters))
+    problems = broken_links(html_dir)
+    if problems:
+        raise ValueError(f"the book in {html_dir} has broken links:\n" + "\n".join(problems))
     return index
+
+
+class _LinkCollector(HTMLParser):
+    """Every ``href`` and ``src`` value of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.references: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.references += [value for name, value in attrs if name in ("href", "src") and value]
+
+
+def local_target(html_dir: Path, page: Path, reference: str) -> Path | None:
+    """The file a link of ``page`` points to, or None when it points elsewhere (another site,
+    a ``data:`` URI, an anchor on the same page). Paths starting with "/" are site-relative."""
+    parts = urllib.parse.urlsplit(reference)
+    if parts.scheme or parts.netloc or not parts.path:
+        return None
+    base = html_dir if parts.path.startswith("/") else page.parent
+    return (base / urllib.parse.unquote(parts.path.lstrip("/"))).resolve()
+
+
+def broken_links(html_dir: Path) -> list[str]:
+    """Every href/src of the site's pages that should be a local file but is not one inside the site."""
+    html_dir = Path(html_dir).resolve()
+    problems = []
+    for page in sorted(html_dir.rglob("*.html")):
+        collector = _LinkCollector()
+        collector.feed(page.read_text(encoding="utf-8"))
+        for reference in collector.references:
+            target = local_target(html_dir, page, reference)
+            if target is None:
+                continue
+            if not target.is_relative_to(html_dir):
+                problems.append(f"{page.name}: {reference!r} points outside the site")
+            elif not target.is_file():
+                problems.append(f"{page.name}: {reference!r} -> no such file")
+    return problems
 
 
 def build(fast: bool = False, build_dir: Path = ROOT / "_build", chapters_dir: Path = ROOT / "chapters") -> list[tuple[str, str]]:

@@ -1,9 +1,10 @@
-"""Command line: ``python -m modbal_lib {book,bench,features} ...``."""
+"""Command line: ``python -m modbal_lib {book,bench,report,features,assignments} ...``."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -84,6 +85,25 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from modbal_lib.bench_report import write
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    report = write(
+        args.out,
+        "python -m modbal_lib " + shlex.join(args.argv),
+        datasets=[d.strip() for d in args.datasets.split(",") if d.strip()],
+        methods=methods,
+        seeds=list(range(args.seeds)),
+        epochs=args.epochs,
+        fast=args.fast,
+        dataset_options={k: _literal(v) for k, v in _parse_pairs(args.dataset_options).items()},
+        **({"device": args.device} if args.device else {}),
+    )
+    print(f"report: {report}")
+    return 0
+
+
 def _features(args: argparse.Namespace) -> int:
     from modbal_lib.data.files import DatasetFileError
     from modbal_lib.features import Extraction, precompute
@@ -122,6 +142,22 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _assignments(args: argparse.Namespace) -> int:
+    from modbal_lib.assignments import find_assignments, generate
+
+    masters = find_assignments()
+    unknown = set(args.names) - {m.stem for m in masters}
+    if unknown:
+        raise SystemExit(f"unknown assignment(s) {sorted(unknown)}; expected some of {[m.stem for m in masters]}")
+    for master in masters:
+        if args.names and master.stem not in args.names:
+            continue
+        print(f"{master.stem}: otter assign{'' if args.no_run_tests else ' (and grading the solutions)'} ...", flush=True)
+        generated = generate(master, Path(args.out), run_tests=not args.no_run_tests)
+        print(f"  hand out:   {generated.student}\n  autograder: {generated.autograder}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modbal_lib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +183,19 @@ def main(argv: list[str] | None = None) -> int:
                        help="a paper's training settings (modbal_lib.presets); explicit flags win")
     bench.set_defaults(run=_bench)
 
+    report = commands.add_parser(
+        "report", help="bench every method on the embedded datasets and write REPORT.md (tables, figures, reading)")
+    report.add_argument("--out", default="results", help="output folder (default: results)")
+    report.add_argument("--datasets", default="emoji,seesaw", help="comma-separated (default: emoji,seesaw)")
+    report.add_argument("--methods", help="comma-separated (default: unimodal_<m> for each modality, joint, "
+                        "joint_unimodal_heads, ogm_ge, mslr, pcgrad, balgrad, cggm, goal)")
+    report.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1; default 5)")
+    report.add_argument("--epochs", type=int, default=None, help="default: per dataset")
+    report.add_argument("--fast", action="store_true", help="a quarter of the epochs (CI)")
+    report.add_argument("--dataset-options", help="loader options for every dataset, e.g. num_samples=600")
+    report.add_argument("--device", help="cpu, cuda, ... (default: CUDA when present)")
+    report.set_defaults(run=_report)
+
     features = commands.add_parser(
         "features", help="extract features into the cache that bench and load_features read (resumable)")
     features.add_argument("--dataset", required=True, help="emoji, seesaw, food101, hateful_memes, mmimdb, cremad")
@@ -165,7 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     features.add_argument("--dataset-options", help="loader options, e.g. val_size=1000")
     features.set_defaults(run=_features)
 
+    assignments = commands.add_parser(
+        "assignments", help="student versions and autograders of the graded assignments (Otter-Grader)")
+    assignments.add_argument("names", nargs="*", help="assignments to generate (default: all), e.g. a1_projection")
+    assignments.add_argument("--out", default="dist/assignments", help="output folder (default: dist/assignments)")
+    assignments.add_argument("--no-run-tests", action="store_true",
+                             help="skip grading the solutions with the new autograder (faster; not for release)")
+    assignments.set_defaults(run=_assignments)
+
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # the command as typed, for the report's header
     return args.run(args)
 
 

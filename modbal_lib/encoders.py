@@ -93,7 +93,7 @@ def encoder_set(name: str, kinds: dict[str, str]) -> dict[str, str]:
 
 
 def precision(device: torch.device) -> str:
-    """"fp32" off CUDA; on CUDA, ``MODBAL_PRECISION`` (fp16 when unset), the autocast of the encoders."""
+    """The encoders' autocast precision: fp32 off CUDA; on CUDA, ``MODBAL_PRECISION`` (fp16 when unset)."""
     if device.type != "cuda":
         return "fp32"
     chosen = os.environ.get("MODBAL_PRECISION", "fp16")
@@ -190,7 +190,7 @@ def load_transformers(checkpoint: str, kind: str, device: str, local_files_only:
 
 def resize(image: np.ndarray, size: int) -> torch.Tensor:
     """uint8 [H, W, 3] -> float [3, size, size] in [0, 255] (bilinear, antialiased)."""
-    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()[None]
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)[None]  # a writable copy
     resized = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
     return resized.clamp(0.0, 255.0)  # the filter's weights sum to 1 only up to rounding
 

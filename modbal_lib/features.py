@@ -99,6 +99,20 @@ def part_path(key: str, index: int) -> Path:
     return feature_path(key).with_name(f"{key}.part{index:04d}.pt")
 
 
+def part_problem(part, key: str, start: int, stop: int) -> str | None:
+    """Why a loaded chunk cannot be used as rows start..stop of entry ``key``, or None when it can."""
+    if not isinstance(part, dict) or set(part) != set(PART_FIELDS):
+        return f"not a feature chunk (expected the fields {PART_FIELDS})"
+    if (part["key"], part["start"], part["stop"]) != (key, start, stop):
+        return f"holds rows {part['start']}..{part['stop']} of {part['key'][:12]}…, expected {start}..{stop}"
+    features = part["features"]
+    if not isinstance(features, torch.Tensor) or features.dtype != torch.float32 or len(features) != stop - start:
+        return f"expected float32 features for {stop - start} rows"
+    if tensor_sha256(features) != part["sha256"]:
+        return "corrupt: the rows' checksum does not match the one stored with them"
+    return None
+
+
 def read_part(path: Path, key: str, start: int, stop: int) -> torch.Tensor | None:
     """The rows start..stop saved at ``path`` by an earlier run, or None (absent, or unusable: warns)."""
     if not path.exists():
@@ -108,15 +122,9 @@ def read_part(path: Path, key: str, start: int, stop: int) -> torch.Tensor | Non
     except Exception as error:
         problem = f"unreadable ({type(error).__name__}: {error})"
     else:
-        if not isinstance(part, dict) or set(part) != set(PART_FIELDS):
-            problem = f"not a feature chunk (expected the fields {PART_FIELDS})"
-        elif (part["key"], part["start"], part["stop"]) != (key, start, stop):
-            problem = f"holds rows {part['start']}..{part['stop']} of {part['key'][:12]}…, expected {start}..{stop}"
-        elif not isinstance(part["features"], torch.Tensor) or part["features"].dtype != torch.float32 \
-                or tensor_sha256(part["features"]) != part["sha256"]:
-            problem = "corrupt: the rows' checksum does not match the one stored with them"
-        else:
-            return part["features"]
+        problem = part_problem(part, key, start, stop)
+    if problem is None:
+        return part["features"]
     warnings.warn(f"feature chunk {path}: {problem}; extracting those rows again", stacklevel=3)
     return None
 

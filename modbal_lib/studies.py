@@ -3,7 +3,7 @@
 A model is *biased towards* modality m (m *dominates*) when taking m away costs more than taking
 any other modality away: under BalGrad's missing protocol (Section 4.1) its score with m missing
 is the lowest. ``Dominance`` collects the protocol tables of one setting over seeds and says which
-modality dominates on each seed and how large the gap is (DeltaGap, Table 1).
+modality dominates on average and on each seed, and how large the gap is (DeltaGap, Table 1).
 
 How "missing" is encoded is itself a setting: a blank raw input ("black" or "white" picture, the
 empty text) goes through the frozen encoder, whereas a *zero feature vector* replaces the
@@ -12,7 +12,6 @@ encoder's output (``zero_vector_source``), as if the modality had been dropped a
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -57,7 +56,8 @@ def rescore_missing(experiment: Experiment, runs: list[Run], encoding: str) -> l
 
     ``encoding``: "black" or "white" (the blank picture fed to the image encoder; text becomes "")
     or "zero" (a zero feature vector, ``zero_vector_source``). Same models, only the test-time
-    encoding of an absent modality changes.
+    encoding of an absent modality changes. A modality missing from the whole test set does not
+    depend on the impairment seed, so seed 0 serves every run (one feature extraction per blank).
     """
     if encoding not in MISSING_ENCODINGS:
         raise ValueError(f"rescore_missing: encoding must be one of {MISSING_ENCODINGS}, got {encoding!r}")
@@ -65,7 +65,7 @@ def rescore_missing(experiment: Experiment, runs: list[Run], encoding: str) -> l
     if encoding == "zero":
         source = zero_vector_source(source)
     blank = "black" if encoding == "zero" else encoding
-    return [evaluate(run.result.model, source, seed=run.seed, noisy=False, ratios=(), blank=blank) for run in runs]
+    return [evaluate(run.result.model, source, seed=0, noisy=False, ratios=(), blank=blank) for run in runs]
 
 
 @dataclass
@@ -85,12 +85,13 @@ class Dominance:
 
     @property
     def dominant(self) -> str:
-        """The modality that dominates on most seeds (the first one seen on a tie)."""
-        return Counter(self.dominant_per_seed).most_common(1)[0][0]
+        """The modality whose absence costs most on average over seeds (mean missing scores)."""
+        mean_missing = {m: float(np.mean(self.missing(m))) for m in self.tables[0].missing}
+        return dominant_modality(replace(self.tables[0], missing=mean_missing))
 
     @property
     def agreeing_seeds(self) -> int:
-        """On how many seeds ``dominant`` dominates."""
+        """On how many seeds ``dominant`` is also that seed's dominant modality."""
         return self.dominant_per_seed.count(self.dominant)
 
     @property
@@ -119,11 +120,23 @@ def halving_iteration(curve, fraction: float = 0.5) -> int | None:
     return int(below[0]) if below.size else None
 
 
+def learns_first(curves: dict[str, list[float]], fraction: float = 0.5) -> str | None:
+    """The modality whose loss curve first falls to ``fraction`` of its start (None: none does).
+
+    ``curves``: modality -> its loss over training; ties go to the first modality given.
+    """
+    reached = {m: halving_iteration(curve, fraction) for m, curve in curves.items()}
+    reached = {m: iteration for m, iteration in reached.items() if iteration is not None}
+    return min(reached, key=reached.get) if reached else None
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table; every row must have as many cells as ``header``."""
+    """A Markdown table (a "|" inside a cell is escaped); every row must have as many cells as ``header``."""
     for row in rows:
         if len(row) != len(header):
             raise ValueError(f"markdown_table: row {row} has {len(row)} cells, the header has {len(header)}")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+
+    def line(cells) -> str:
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header)] + [line(row) for row in rows])

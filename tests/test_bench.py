@@ -1,8 +1,10 @@
+import csv
 import json
 
 import pytest
+from PIL import Image
 
-from modbal_lib.bench import markdown_table, mean_std
+from modbal_lib.bench import cost_table, csv_table, markdown_table, mean_std, ranks, results_markdown
 from modbal_lib.cli import main
 
 
@@ -41,17 +43,75 @@ def test_summary_matches_the_per_seed_runs(bench_results):
     assert unimodal["missing"]["hard"]["mean"] == pytest.approx(unimodal["full"]["mean"])
 
 
+LABELS = ["Full", "missing easy", "missing hard", "missing Avg", "missing DeltaGap",
+          "noisy easy", "noisy hard", "noisy Avg", "noisy DeltaGap"]
+
+
 def test_markdown_table_layout(bench_results):
     out, results = bench_results
-    table = (out / "results.md").read_text()
-    assert table == markdown_table(results)
-    lines = table.splitlines()
+    assert (out / "results.md").read_text() == results_markdown(results)
+    lines = markdown_table(results).splitlines()
     assert lines[0] == "| accuracy | unimodal_easy | joint | ogm_ge |"
-    labels = [line.split("|")[1].strip() for line in lines[2:]]
-    assert labels == ["Full", "missing easy", "missing hard", "missing Avg", "missing DeltaGap",
-                      "noisy easy", "noisy hard", "noisy Avg", "noisy DeltaGap", "step time / joint"]
+    assert [line.split("|")[1].strip() for line in lines[2:]] == LABELS
     full = results["methods"]["joint"]["full"]
     assert f"{full['mean']:.2f} ± {full['std']:.2f}" in lines[2]
+    for line, path in zip(lines[2:], [("full",), ("missing", "easy"), ("missing", "hard"), ("missing", "avg")]):
+        order = ranks(results, path)
+        cells = [c.strip() for c in line.split("|")[2:-1]]
+        for method, cell in zip(results["methods"], cells):
+            assert cell.startswith("**") == (order[method] == 1)
+            assert (cell.startswith("_") and cell.endswith("_")) == (order[method] == 2)
+
+
+def test_csv_table_matches_results_json(bench_results):
+    out, results = bench_results
+    assert (out / "results.csv").read_text() == csv_table(results)
+    rows = list(csv.reader((out / "results.csv").read_text().splitlines()))
+    assert rows[0] == ["accuracy"] + [f"{m} {c}" for m in ["unimodal_easy", "joint", "ogm_ge"] for c in ("mean", "std", "rank")]
+    assert [row[0] for row in rows[1:]] == LABELS
+    gap_row = rows[LABELS.index("missing DeltaGap") + 1]
+    for number, method in enumerate(results["methods"]):
+        mean, std, rank = gap_row[1 + 3 * number: 4 + 3 * number]
+        entry = results["methods"][method]["missing"]["delta_gap"]
+        assert float(mean) == pytest.approx(entry["mean"], abs=1e-4) and float(std) == pytest.approx(entry["std"], abs=1e-4)
+        assert int(rank) == ranks(results, ("missing", "delta_gap"))[method]
+
+
+def test_cost_table_and_figures(bench_results):
+    out, results = bench_results
+    lines = cost_table(results).splitlines()
+    assert lines[0] == "| method | step time (ms) | step time / joint | peak RSS growth (MB) |"
+    joint = results["methods"]["joint"]
+    assert lines[3] == f"| joint | {joint['step_ms']:.2f} | 1.00 | {joint['peak_memory_mb']:.1f} |"
+    for name in ("missing_ratio.png", "loss_curves.png"):
+        with Image.open(out / name) as picture:
+            assert picture.format == "PNG" and picture.size[0] > 400
+
+
+def test_loss_curves_summarise_the_histories(bench_results):
+    _, results = bench_results
+    curves = results["methods"]["joint"]["loss_curves"]
+    assert set(curves) == {"easy", "hard"}
+    assert set(results["methods"]["unimodal_easy"]["loss_curves"]) == {"easy"}
+    epochs = curves["easy"]["epoch"]
+    assert len(epochs) == len(curves["easy"]["mean"]) == len(curves["easy"]["std"])
+    assert epochs == sorted(epochs) and 0 < epochs[0] < epochs[-1] < results["epochs"]
+    # the easy modality is learned: its own loss falls over training
+    assert curves["easy"]["mean"][-1] < curves["easy"]["mean"][0]
+
+
+def ranked(metric, means):
+    results = {"metric": metric, "methods": {m: {"full": {"mean": v}, "missing": {"delta_gap": {"mean": v}}}
+                                             for m, v in means.items()}}
+    return ranks(results, ("full",)), ranks(results, ("missing", "delta_gap"))
+
+
+def test_ranks_follow_the_direction_of_each_row():
+    full, gap = ranked("accuracy", {"a": 70.0, "b": 90.0, "c": 80.0, "d": 90.0})
+    assert full == {"a": 4, "b": 1, "c": 3, "d": 1}  # ties share the best rank
+    assert gap == {"a": 1, "b": 3, "c": 2, "d": 3}  # DeltaGap: lower is better
+    full, _ = ranked("mae", {"a": 0.5, "b": 0.2, "c": 0.9})
+    assert full == {"a": 2, "b": 1, "c": 3}  # MAE: lower is better
 
 
 def test_bad_option_is_a_clear_error(tmp_path):

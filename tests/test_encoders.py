@@ -92,8 +92,8 @@ def test_bad_encoder_choices_are_named(emoji_images):
         encode("image", emoji_images, "resnet")
     with pytest.raises(ValueError, match="expected pixels:<size"):
         encode("image", emoji_images, "pixels:big")
-    with pytest.raises(ValueError, match="no default encoder for modality kind 'audio'"):
-        encode("audio", ["a.wav"])
+    with pytest.raises(ValueError, match="no default encoder for modality kind 'point_cloud'"):
+        encode("point_cloud", ["a.ply"])
     with pytest.raises(ValueError, match="no inputs"):
         encode("text", [])
 

@@ -116,7 +116,7 @@ def test_image_files_are_impaired_lazily(tmp_path):
         (lambda: impair("text", ["a"], "blurred"), "one of \\('missing', 'noisy'\\)"),
         (lambda: impair("image", np.zeros((1, 2, 2, 3), np.uint8), "missing", blank="grey"), "blank must be one of"),
         (lambda: impair("text", ["a"], "missing", ratio=1.5), r"ratio must be in \[0, 1\]"),
-        (lambda: impair("audio", ["a.wav"], "missing"), "kind 'audio'.*image, text, vector"),
+        (lambda: impair("point_cloud", ["a.ply"], "missing"), "kind 'point_cloud'.*image, text, vector, audio, video"),
     ],
 )
 def test_bad_arguments_are_named(call, message):

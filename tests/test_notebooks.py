@@ -75,7 +75,8 @@ def _requirement_names(requirements):
 def test_environment_yml_names_the_same_packages_as_pyproject():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     declared = _requirement_names(pyproject["project"]["dependencies"])
-    declared |= _requirement_names(pyproject["project"]["optional-dependencies"]["test"])
+    for extra in pyproject["project"]["optional-dependencies"].values():
+        declared |= _requirement_names(extra)
     text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
     listed = _requirement_names(re.findall(r"^\s+- (?!pip:?$)(\S+)", text, re.M))
     listed -= {"python", "pip"}

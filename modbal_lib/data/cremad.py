@@ -15,6 +15,10 @@ mark removed (OGM-GE's ``stat.csv`` starts with one) and CR/LF line ends.
 Splits: train and test are OGM-GE's; OGM-GE has no validation split, so "val" is a seeded hold-out
 of ``val_size`` clips (default 670, 10 %) from its train file, and "train" is the rest
 (``val_size=0``: all of OGM-GE's train file, as in OGM-GE, and no "val").
+
+The media are decoded by ``modbal_lib.media`` (OGM-GE's log-spectrogram for the audio, one frame
+per second for the video; the FLV files need PyAV: ``pip install 'modbal_lib[media]'``) and
+encoded by the "audio" / "video" encoders of ``modbal_lib.encoders``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""Figures of a bench run, drawn from its ``results.json`` alone (so they can be redrawn without training).
+
+* ``missing_ratio_figure`` — BalGrad's Fig. 4: the score as one modality goes missing for a growing
+  share r of the test samples (r = 0 is Full, r = 1 the modality missing everywhere), one panel per
+  impaired modality, one line per method, mean ± std over seeds as a band. A method whose line
+  falls steeply in one panel and stays flat in the other leans on the first modality.
+* ``loss_curve_figure`` — each modality's own loss ``loss_uni_<m>`` during training (from the
+  unimodal heads, or the modality's additive share of the fused logits), one panel per method: the
+  dominant modality's loss drops first and the other's stalls — the imbalance the methods target.
+
+Figures are ``matplotlib.figure.Figure`` objects (no pyplot state); ``save`` writes a PNG atomically.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from modbal_lib.utils import atomic_path
+
+
+def _style(number: int) -> dict:
+    """Colour and line style of the ``number``-th line: ten colours, then dashed ones."""
+    return {"color": f"C{number % 10}", "linestyle": "-" if number < 10 else "--"}
+
+
+def ratio_curve(method_results: dict, modality: str) -> tuple[list[float], list[float], list[float]]:
+    """(ratios, means, stds) of one method with ``modality`` missing for a share r of the samples,
+    from r = 0 (the Full score) through the sweep to r = 1 (the "missing" row of Table 1)."""
+    sweep = sorted((float(r), entry) for r, entry in method_results["ratio_sweep"][modality].items())
+    points = [(0.0, method_results["full"]), *sweep, (1.0, method_results["missing"][modality])]
+    return [r for r, _ in points], [e["mean"] for _, e in points], [e["std"] for _, e in points]
+
+
+def _band(axis, x, means, stds, label, style) -> None:
+    """A mean line with a shaded mean ± std band."""
+    axis.plot(x, means, label=label, **style)
+    low = [m - s for m, s in zip(means, stds)]
+    high = [m + s for m, s in zip(means, stds)]
+    axis.fill_between(x, low, high, color=style["color"], alpha=0.15, linewidth=0)
+
+
+def missing_ratio_figure(results: dict) -> Figure:
+    """Score vs missing ratio r, one panel per impaired modality, one line per method (BalGrad Fig. 4)."""
+    modalities, methods = results["modalities"], list(results["methods"])
+    figure = Figure(figsize=(4.2 * len(modalities) + 2.2, 3.6), layout="constrained")
+    axes = figure.subplots(1, len(modalities), sharey=True, squeeze=False)[0]
+    for axis, modality in zip(axes, modalities):
+        for number, method in enumerate(methods):
+            _band(axis, *ratio_curve(results["methods"][method], modality), method, _style(number))
+        axis.set_title(f"{modality} missing")
+        axis.set_xlabel("missing ratio r")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel(results["metric"])
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize="small")
+    figure.suptitle(f"{results['dataset']}: score as one modality goes missing (mean ± std over {len(results['seeds'])} seeds)")
+    return figure
+
+
+def loss_curve_figure(results: dict) -> Figure:
+    """Each modality's own loss over training, one panel per method (mean ± std over seeds)."""
+    methods, modalities = list(results["methods"]), results["modalities"]
+    columns = min(4, len(methods))
+    rows = math.ceil(len(methods) / columns)
+    figure = Figure(figsize=(3.4 * columns + 1.6, 2.8 * rows + 0.6), layout="constrained")
+    axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+    for axis, method in zip(axes, methods):
+        curves = results["methods"][method]["loss_curves"]
+        for number, modality in enumerate(modalities):
+            if modality in curves:
+                curve = curves[modality]
+                _band(axis, curve["epoch"], curve["mean"], curve["std"], modality, _style(number))
+        axis.set_title(method, fontsize="medium")
+        axis.grid(alpha=0.3)
+    for axis in axes[len(methods):]:
+        axis.set_visible(False)
+    for axis in axes[len(methods) - columns : len(methods)]:  # the lowest panel of each column
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_tick_params(labelbottom=True)
+    for axis in axes[::columns]:
+        axis.set_ylabel("loss_uni_<m>")
+    handles = [axis.get_legend_handles_labels() for axis in axes[: len(methods)]]
+    handles, labels = max(handles, key=lambda pair: len(pair[1]))  # a panel showing every modality
+    figure.legend(handles, labels, loc="outside right upper", title="modality")
+    figure.suptitle(f"{results['dataset']}: each modality's own training loss (mean ± std over {len(results['seeds'])} seeds)")
+    return figure
+
+
+def save(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``figure`` as a PNG at ``path`` (atomically); returns the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi)
+    return path

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from modbal_lib.plots import loss_curve_figure, missing_ratio_figure, ratio_curve, save
+
+METHODS = ["joint", "ogm_ge", "unimodal_easy"]
+
+
+def entry(mean, std=1.0):
+    return {"mean": mean, "std": std}
+
+
+@pytest.fixture
+def results():
+    """A results.json-shaped dict with distinct, known numbers (sweep keys deliberately unsorted)."""
+    methods = {}
+    for offset, method in enumerate(METHODS):
+        curves = {m: {"epoch": [0.5, 1.0, 1.5, 2.0], "mean": [1.0 + offset, 0.8, 0.6 - i, 0.5 - i], "std": [0.1] * 4}
+                  for i, m in enumerate(["easy", "hard"])}
+        methods[method] = {
+            "full": entry(90.0 - offset, 0.5),
+            "missing": {"easy": entry(40.0 + offset, 2.0), "hard": entry(85.0 - offset), "avg": entry(0), "delta_gap": entry(0)},
+            "ratio_sweep": {m: {"0.8": entry(base + 8), "0.2": entry(base + 2), "0.6": entry(base + 6), "0.4": entry(base + 4)}
+                            for m, base in (("easy", 50.0 + offset), ("hard", 70.0 + offset))},
+            "loss_curves": curves if method != "unimodal_easy" else {"easy": curves["easy"]},
+        }
+    return {"dataset": "seesaw", "modalities": ["easy", "hard"], "metric": "accuracy", "seeds": [0, 1], "methods": methods}
+
+
+def test_ratio_curve_runs_from_full_to_missing(results):
+    ratios, means, stds = ratio_curve(results["methods"]["ogm_ge"], "easy")
+    assert ratios == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert means == [89.0, 53.0, 55.0, 57.0, 59.0, 41.0]
+    assert stds == [0.5, 1.0, 1.0, 1.0, 1.0, 2.0]
+
+
+def test_missing_ratio_figure_has_a_line_and_band_per_method(results):
+    figure = missing_ratio_figure(results)
+    axes = [axis for axis in figure.axes if axis.get_visible()]
+    assert [axis.get_title() for axis in axes] == ["easy missing", "hard missing"]
+    for axis, modality in zip(axes, ["easy", "hard"]):
+        assert [line.get_label() for line in axis.get_lines()] == METHODS
+        for line, method in zip(axis.get_lines(), METHODS):
+            ratios, means, stds = ratio_curve(results["methods"][method], modality)
+            np.testing.assert_allclose(line.get_xdata(), ratios)
+            np.testing.assert_allclose(line.get_ydata(), means)
+        bands = axis.collections
+        assert len(bands) == len(METHODS)
+        ys = bands[0].get_paths()[0].vertices[:, 1]  # joint's band spans mean ± std
+        _, means, stds = ratio_curve(results["methods"]["joint"], modality)
+        assert ys.min() == pytest.approx(min(m - s for m, s in zip(means, stds)))
+        assert ys.max() == pytest.approx(max(m + s for m, s in zip(means, stds)))
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == METHODS
+    assert axes[0].get_ylabel() == "accuracy"
+
+
+def test_loss_curve_figure_has_one_panel_per_method(results):
+    figure = loss_curve_figure(results)
+    axes = [axis for axis in figure.axes if axis.get_visible()]
+    assert [axis.get_title() for axis in axes] == METHODS
+    assert [len(axis.get_lines()) for axis in axes] == [2, 2, 1]  # a unimodal model has one modality
+    line = axes[1].get_lines()[1]
+    assert line.get_label() == "hard"
+    np.testing.assert_allclose(line.get_xdata(), [0.5, 1.0, 1.5, 2.0])
+    np.testing.assert_allclose(line.get_ydata(), results["methods"]["ogm_ge"]["loss_curves"]["hard"]["mean"])
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["easy", "hard"]
+
+
+def test_loss_curve_figure_hides_unused_panels(results):
+    for number in range(2):
+        results["methods"][f"extra_{number}"] = results["methods"]["joint"]
+    figure = loss_curve_figure(results)  # 5 methods: two rows of four panels, three unused
+    assert len(figure.axes) == 8
+    assert sum(axis.get_visible() for axis in figure.axes) == 5
+
+
+def test_save_writes_a_png_of_the_figure_size(results, tmp_path):
+    figure = missing_ratio_figure(results)
+    path = save(figure, tmp_path / "figures" / "missing_ratio.png", dpi=50)
+    with Image.open(path) as picture:
+        assert picture.format == "PNG"
+        width, height = figure.get_size_inches() * 50
+        assert picture.size == (round(width), round(height))
+    assert [p.name for p in path.parent.iterdir()] == ["missing_ratio.png"]
