@@ -139,12 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-folder", type=Path, default=None, help="an existing CREMA-D clone with its LFS media")
     parser.add_argument("--root", type=Path, default=None, help="dataset folder (default <data>/cremad)")
     args = parser.parse_args(argv)
-    try:
-        prepare(args.root or data_dir() / "cremad", args.from_folder)
-    except (download.DownloadError, DatasetFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return download.run_script(prepare, args.root or data_dir() / "cremad", args.from_folder)
 
 
 if __name__ == "__main__":

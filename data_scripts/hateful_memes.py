@@ -23,7 +23,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modbal_lib import download  # noqa: E402
 from modbal_lib.data import hateful_memes  # noqa: E402
-from modbal_lib.data.files import DatasetFileError  # noqa: E402
 from modbal_lib.utils import data_dir  # noqa: E402
 
 REQUIRED = ["img", "train.jsonl", "dev_seen.jsonl", "test_seen.jsonl"]
@@ -61,12 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", default=None, help="the zip's password, if it has one")
     parser.add_argument("--root", type=Path, default=None, help="dataset folder (default <data>/hateful_memes)")
     args = parser.parse_args(argv)
-    try:
-        prepare(args.root or data_dir() / "hateful_memes", args.zip, args.password)
-    except (download.DownloadError, DatasetFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return download.run_script(prepare, args.root or data_dir() / "hateful_memes", args.zip, args.password)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modbal_lib import download  # noqa: E402
 from modbal_lib.data import mmimdb  # noqa: E402
-from modbal_lib.data.files import DatasetFileError  # noqa: E402
 from modbal_lib.utils import data_dir  # noqa: E402
 
 REQUIRED = ["mmimdb/split.json", "mmimdb/dataset"]
@@ -37,12 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help="dataset folder (default <data>/mmimdb)")
     parser.add_argument("--archive", type=Path, default=None, help="a mmimdb.tar.gz you already downloaded")
     args = parser.parse_args(argv)
-    try:
-        prepare(args.root or data_dir() / "mmimdb", args.archive)
-    except (download.DownloadError, DatasetFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return download.run_script(prepare, args.root or data_dir() / "mmimdb", args.archive)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ sha256 and size where known, and what kind of archive it is. The four steps, eac
 from __future__ import annotations
 
 import hashlib
+import sys
 import http.client
 import os
 import shutil
@@ -352,3 +353,16 @@ def prepare_archive(
                hint=hint)
     require_layout(root, required, hint)
     return root
+
+
+def run_script(prepare, *args) -> int:
+    """Run a data script's ``prepare(*args)``; a download or dataset error becomes one
+    ``error: ...`` line on stderr and exit status 1 (what every script in data_scripts/ returns)."""
+    from modbal_lib.data.files import DatasetFileError
+
+    try:
+        prepare(*args)
+    except (DownloadError, DatasetFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
