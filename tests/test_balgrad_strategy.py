@@ -85,7 +85,8 @@ def test_reweighting_uses_the_unimodal_loss_shares_as_constants():
     step = tiny_step(seed=1)
     scalars = run_strategy(BalGrad(projection=False), step)
     task, uni, pulls = hand_losses(step)
-    w_a, w_b = uni["a"].item() / (uni["a"].item() + uni["b"].item()), uni["b"].item() / (uni["a"].item() + uni["b"].item())
+    total = uni["a"].item() + uni["b"].item()
+    w_a, w_b = uni["a"].item() / total, uni["b"].item() / total
     objective = task + uni["a"] + uni["b"] + kl_schedule(3 / 4) * (w_a * pulls["a"] + w_b * pulls["b"])
     params = list(step.model.parameters())
     for p, expected in zip(params, grads_of(objective, params)):
@@ -172,7 +173,7 @@ def test_the_four_ablations_record_their_scalars_and_train_differently(ablation_
         assert set(ablation_runs[name].history["w_easy"]) == {0.5}
     for name in ("reweighting", "full"):  # the easy modality converges first: it gets the smaller pull
         assert ablation_runs[name].curve("w_easy")[-4:].mean() < 0.5
-    finals = {name: torch.cat([p.detach().reshape(-1) for p in r.model.parameters()]) for name, r in ablation_runs.items()}
+    finals = {name: flat(r.model.parameters()).detach() for name, r in ablation_runs.items()}
     names = list(finals)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
@@ -245,7 +246,8 @@ def test_three_modalities_train():
 
 
 def test_multilabel_uses_label_wise_bernoulli_kl_and_regression_is_refused():
-    result = train(toy_features(task="multilabel"), "balgrad", epochs=1, batch_size=64, device="cpu", show_progress=False)
+    result = train(toy_features(task="multilabel"), "balgrad", epochs=1, batch_size=64, device="cpu",
+                   show_progress=False)
     assert all(v >= 0 and math.isfinite(v) for v in result.history["loss_kl_easy"])
     with pytest.raises(ValueError, match="regression"):
         train(toy_features(task="regression"), "balgrad", epochs=1, device="cpu", show_progress=False)
