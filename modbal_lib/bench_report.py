@@ -7,9 +7,10 @@ and a reading **generated from the numbers** by ``reading(results)`` — never t
 
 The reading compares every method with joint training on the same seeds. For a quantity q
 (DeltaGap, Full) the per-seed difference d_s = q(method, seed s) − q(joint, seed s) is summarised
-as mean ± std over seeds; a difference counts as meaningful only when |mean| > std, i.e. when it
-is larger than its own spread over the seeds. (With 5 seeds that is roughly a paired t > 2: a
-screen for what is worth a closer look, not a significance test.)
+as mean ± std over seeds; a difference counts as meaningful only when |mean| > std (both rounded
+to the one decimal the report prints), i.e. when it is larger than its own spread over the seeds.
+(With 5 seeds that is roughly a paired t > 2: a screen for what is worth a closer look, not a
+significance test.)
 """
 
 from __future__ import annotations
@@ -43,15 +44,19 @@ def default_methods(dataset: str, dataset_options: dict | None = None) -> list[s
     return [f"unimodal_{m}" for m in modalities] + list(METHODS)
 
 
-def paired_difference(results: dict, method: str, pick, reference: str = REFERENCE) -> tuple[float, float]:
-    """Mean ± std over seeds of ``pick(run of method) − pick(run of reference)``, seed by seed."""
+def paired_difference(results: dict, method: str, pick, reference: str = REFERENCE,
+                      reference_pick=None) -> tuple[float, float]:
+    """Mean ± std over seeds of ``pick(run of method) − reference_pick(run of reference)``, seed by
+    seed (``reference_pick`` defaults to ``pick``)."""
+    reference_pick = reference_pick or pick
     runs, references = results["methods"][method]["runs"], results["methods"][reference]["runs"]
-    return mean_std(pick(run) - pick(base) for run, base in zip(runs, references, strict=True))
+    return mean_std(pick(run) - reference_pick(base) for run, base in zip(runs, references, strict=True))
 
 
 def meaningful(mean: float, std: float) -> bool:
-    """A difference larger than its spread over the seeds (by more than rounding noise)."""
-    return abs(mean) - std > 1e-6
+    """A difference larger than its spread over the seeds, as the report prints them (one decimal),
+    so that every verdict can be checked against the printed numbers."""
+    return round(abs(mean), 1) > round(std, 1)
 
 
 def _change(what: str, mean: float, std: float) -> str:
@@ -61,17 +66,13 @@ def _change(what: str, mean: float, std: float) -> str:
     return f"{'reduces' if mean < 0 else 'widens'} the {what} by {abs(mean):.1f} ± {std:.1f} points"
 
 
-def dominance_sentence(results: dict) -> str:
-    """Which modality joint training leans on: the one whose absence costs it the most."""
+def impairment_sentence(results: dict) -> str:
+    """What one missing modality does to joint training."""
     joint = results["methods"][REFERENCE]
-    better = higher_is_better(results["metric"])
-    scores = {m: joint["missing"][m]["mean"] for m in results["modalities"]}
-    dominant = (min if better else max)(scores, key=scores.get)
-    others = ", ".join(f"{scores[m]:.1f} with {m} missing" for m in scores if m != dominant)
+    drops = ", ".join(f"{joint['missing'][m]['mean']:.1f} with {m} missing" for m in results["modalities"])
     gap = joint["missing"]["delta_gap"]
-    return (f"Joint training leans on **{dominant}**: its {results['metric']} falls from {joint['full']['mean']:.1f} "
-            f"(Full) to {scores[dominant]:.1f} with {dominant} missing, against {others} "
-            f"(missing DeltaGap {gap['mean']:.1f} ± {gap['std']:.1f} points).")
+    return (f"With one modality missing, joint training's {results['metric']} falls from {joint['full']['mean']:.1f} "
+            f"(Full) to {drops} (missing DeltaGap {gap['mean']:.1f} ± {gap['std']:.1f} points).")
 
 
 def unimodal_sentence(results: dict) -> str | None:
@@ -81,6 +82,61 @@ def unimodal_sentence(results: dict) -> str | None:
         return None
     parts = ", ".join(f"{m} {e['mean']:.1f} ± {e['std']:.1f}" for m, e in alone)
     return f"Alone, each modality reaches ({results['metric']}, Full): {parts}."
+
+
+def shortfall(results: dict, alone: str, missing: str) -> tuple[float, float]:
+    """How far joint training's ``alone`` branch on its own (``missing`` missing) falls below the
+    ``alone``-only model, seed by seed (negative: it does better than the unimodal model)."""
+    return paired_difference(results, f"unimodal_{alone}", full_score, REFERENCE, lambda run: run["missing"][missing])
+
+
+def branch_sentence(results: dict) -> str | None:
+    """With two modalities, "a missing" leaves b's branch alone: how far each branch of joint
+    training gets on its own, next to the unimodal model of that modality on the same seeds. The
+    modality joint training leans on is the one whose branch falls short of its unimodal model the
+    least (when the two shortfalls differ by more than their spread); the other is under-trained.
+    A branch that already matches its unimodal model has nothing left to gain alone, so DeltaGap
+    can only move through the other one."""
+    modalities = results["modalities"]
+    if len(modalities) != 2:
+        return None
+    pairs = [(alone, missing) for alone, missing in (modalities, modalities[::-1])
+             if f"unimodal_{alone}" in results["methods"]]
+    parts = []
+    for alone, missing in pairs:
+        mean, std = shortfall(results, alone, missing)
+        if meaningful(mean, std):
+            verdict = f"{abs(mean):.1f} ± {std:.1f} points {'below' if mean > 0 else 'above'} the {alone}-only model"
+        else:
+            verdict = f"level with the {alone}-only model within the seeds' spread ({-mean:+.1f} ± {std:.1f} points)"
+        parts.append(f"{alone}'s branch alone ({missing} missing) scores "
+                     f"{results['methods'][REFERENCE]['missing'][missing]['mean']:.1f}, {verdict}")
+    if not parts:
+        return None
+    sentence = "Inside joint training, " + "; ".join(parts) + "."
+    if len(pairs) == 2:
+        (a, a_missing), (b, b_missing) = pairs
+        first, second = (results["methods"][f"unimodal_{m}"]["runs"] for m in (a, b))
+        joint = results["methods"][REFERENCE]["runs"]
+        mean, std = mean_std((ua["full"] - j["missing"][a_missing]) - (ub["full"] - j["missing"][b_missing])
+                             for ua, ub, j in zip(first, second, joint, strict=True))
+        if meaningful(mean, std):
+            leaned, lagging = (a, b) if mean < 0 else (b, a)
+            sentence += (f" Joint training thus leans on **{leaned}**: {lagging}'s branch falls short of its unimodal "
+                         f"model by {abs(mean):.1f} ± {std:.1f} points more than {leaned}'s.")
+        gap = unimodal_gap(results)
+        sentence += (f" The two unimodal models differ by {gap[0]:.1f} ± {gap[1]:.1f} points: the DeltaGap of a "
+                     "model whose branches each matched their unimodal model.")
+    return sentence
+
+
+def unimodal_gap(results: dict) -> tuple[float, float] | None:
+    """Mean ± std over seeds of |Full(unimodal_a) − Full(unimodal_b)| with two modalities (None otherwise)."""
+    names = [f"unimodal_{m}" for m in results["modalities"]]
+    if len(names) != 2 or not all(name in results["methods"] for name in names):
+        return None
+    first, second = (results["methods"][name]["runs"] for name in names)
+    return mean_std(abs(a["full"] - b["full"]) for a, b in zip(first, second, strict=True))
 
 
 def missing_gap(run: dict) -> float:
@@ -99,8 +155,19 @@ def missing_gap_mean(entry: dict) -> float:
     return entry["missing"]["delta_gap"]["mean"]
 
 
+def _moves(results: dict, method: str) -> str:
+    """"image missing +16.3 ± 3.1, text missing -0.2 ± 0.5 (within the seeds' spread)": each
+    missing-modality score of ``method`` minus joint's, seed by seed, in points."""
+    parts = []
+    for modality in results["modalities"]:
+        mean, std = paired_difference(results, method, lambda run, m=modality: run["missing"][m])
+        parts.append(f"{modality} missing {mean:+.1f} ± {std:.1f}" + ("" if meaningful(mean, std) else " (within the seeds' spread)"))
+    return ", ".join(parts)
+
+
 def method_sentence(results: dict, method: str) -> str:
-    """One method against joint training: missing and noisy DeltaGap, Full, step time."""
+    """One method against joint training: missing and noisy DeltaGap, the missing scores that moved
+    it, Full, step time."""
     entry, joint = results["methods"][method], results["methods"][REFERENCE]
     missing = _change("missing DeltaGap", *paired_difference(results, method, missing_gap))
     noisy = _change("noisy DeltaGap", *paired_difference(results, method, noisy_gap))
@@ -110,7 +177,8 @@ def method_sentence(results: dict, method: str) -> str:
     else:
         worse = (full_mean < 0) == higher_is_better(results["metric"])
         full = f"{'costs' if worse else 'gains'} {abs(full_mean):.1f} ± {full_std:.1f} points of Full"
-    return (f"**{method}** {missing} vs joint ({missing_gap_mean(joint):.1f} → {missing_gap_mean(entry):.1f}); "
+    return (f"**{method}** {missing} vs joint ({missing_gap_mean(joint):.1f} → {missing_gap_mean(entry):.1f}; "
+            f"scores vs joint in points: {_moves(results, method)}); "
             f"{noisy}; {full}; its steps take {entry['step_time_ratio']:.2f}× joint's time.")
 
 
@@ -144,8 +212,14 @@ def summary_sentence(results: dict) -> str:
         text += f"; of these, {_names(paying, 'pays', 'pay')} for it in Full." if paying else ", at no meaningful cost in Full."
     else:
         text = "In short: no method reduces the missing DeltaGap by more than the seeds' spread."
-    if widening:
-        text += f" {_names(widening, 'widens', 'widen')} it."
+    gap = unimodal_gap(results)
+    toward = [m for m in widening if gap is not None and missing_gap_mean(results["methods"][m]) <= gap[0]]
+    if toward:
+        text += (f" {_names(toward, 'widens', 'widen')} it, but toward the {gap[0]:.1f}-point gap between the "
+                 "unimodal models, i.e. toward branches that each do what their modality can do alone.")
+    away = [m for m in widening if m not in toward]
+    if away:
+        text += f" {_names(away, 'widens', 'widen')} it."
     if unclear:
         text += f" For {', '.join(unclear)} the change is within the seeds' spread: not meaningful."
     return text
@@ -155,7 +229,7 @@ def reading(results: dict) -> list[str]:
     """The report's reading of one dataset's results, sentence by sentence, built from the numbers."""
     if REFERENCE not in results["methods"]:
         raise ValueError(f"reading: the results of {results['dataset']} have no {REFERENCE!r} run to compare with")
-    sentences = [dominance_sentence(results), unimodal_sentence(results)]
+    sentences = [impairment_sentence(results), unimodal_sentence(results), branch_sentence(results)]
     sentences += [method_sentence(results, m) for m in balancing_methods(results)]
     sentences.append(summary_sentence(results))
     return [s for s in sentences if s]
@@ -192,8 +266,8 @@ def dataset_section(results: dict, folder: str) -> str:
     return "\n".join(lines)
 
 
-def header(command: str, wall_seconds: float) -> str:
-    """Title and provenance: command, date, machine, wall time, and the rule the reading follows."""
+def header(command: str, wall_seconds: float, loads: tuple[float, float]) -> str:
+    """Title and provenance: command, date, machine, load, wall time, and the rule the reading follows."""
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.platform()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, torch {torch.__version__}"
     return "\n".join([
@@ -202,6 +276,8 @@ def header(command: str, wall_seconds: float) -> str:
         f"- **Command:** `{command}`",
         f"- **Date:** {date}",
         f"- **Machine:** {machine}",
+        f"- **Load:** 1-minute load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end "
+        f"({os.cpu_count()} cores; above that, other processes shared the CPU and step times are noisier)",
         f"- **Wall time:** {wall_seconds / 60:.1f} min",
         "",
         "Every method is trained on full data and scored on the test split with one modality impaired "
@@ -216,7 +292,7 @@ def header(command: str, wall_seconds: float) -> str:
 def write(out_dir: str | Path, command: str, *, datasets: Sequence[str] = DATASETS, methods: list[str] | None = None,
           seeds: Sequence[int] = range(5), **bench_options) -> Path:
     """Run the bench on each dataset into ``out_dir/<dataset>/`` and write ``out_dir/REPORT.md``; returns its path."""
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     out_dir = Path(out_dir)
     sections = []
     for dataset in datasets:
@@ -225,5 +301,6 @@ def write(out_dir: str | Path, command: str, *, datasets: Sequence[str] = DATASE
         sections.append(dataset_section(results, dataset))
     report = out_dir / "REPORT.md"
     with atomic_path(report) as tmp:
-        tmp.write_text(header(command, time.perf_counter() - started) + "\n" + "\n".join(sections))
+        tmp.write_text(header(command, time.perf_counter() - started, (load_at_start, os.getloadavg()[0]))
+                       + "\n" + "\n".join(sections))
     return report

@@ -3,7 +3,7 @@
 The browser tests serve a built site on 127.0.0.1 and open every page in headless Chromium
 (Selenium): each page loads, every image is decoded, every local link answers HTTP 200, the
 Previous / Contents / Next links go where they should, and a screenshot of each page is saved
-under the build's ``_build/screenshots/``. One test builds a tiny three-chapter book (executed
+under ``_build/screenshots/{tiny_book,book}/``. One test builds a tiny three-chapter book (executed
 with papermill, like the real one); another checks the real book when ``make book`` has built it.
 """
 
@@ -25,6 +25,7 @@ from modbal_lib.book import broken_links, build, find_chapters, render_html
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_SITE = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"  # kept after the run, to look at (and for CI to keep)
 BROWSER_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
@@ -259,14 +260,17 @@ def figure_count(executed_notebook: Path) -> int:
 
 
 def test_tiny_book_in_chromium(browser, tiny_book):
-    visited = check_site(browser, tiny_book / "html", tiny_book / "screenshots")
+    screenshots = SCREENSHOTS / "tiny_book"
+    shutil.rmtree(screenshots, ignore_errors=True)
+    visited = check_site(browser, tiny_book / "html", screenshots)
     assert visited == list(TINY_BOOK)
-    assert sorted(p.name for p in (tiny_book / "screenshots").iterdir()) == [
+    assert sorted(p.name for p in screenshots.iterdir()) == [
         "00_start-figure.png", "00_start.png", "01_plots-figure.png", "01_plots.png", "02_words.png", "index.png"]
 
 
 @pytest.mark.skipif(not (REAL_SITE / "index.html").exists(), reason="no built book: run `make book` first")
 def test_real_book_in_chromium(browser):
-    visited = check_site(browser, REAL_SITE, ROOT / "_build" / "screenshots")
+    shutil.rmtree(SCREENSHOTS / "book", ignore_errors=True)
+    visited = check_site(browser, REAL_SITE, SCREENSHOTS / "book")
     built = {p.stem for p in (ROOT / "_build" / "executed").glob("*.ipynb")}
     assert visited == [c.slug for c in find_chapters() if c.slug in built]
