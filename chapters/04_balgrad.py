@@ -40,6 +40,7 @@ import torch
 from IPython.display import Markdown, display
 
 import modbal_lib
+from modbal_lib.plots import gradient_arrows
 from modbal_lib import grads
 from modbal_lib.experiments import compare, history_mean
 from modbal_lib.features import load_features
@@ -215,15 +216,9 @@ print(f"g_T = {agreeing.tolist()}: g_T·g_kl = {float(agreeing @ g_kl):+.2f} -> 
       f"{project_conflicting(agreeing, g_kl).tolist()}")
 
 figure, axis = plt.subplots(figsize=(4.5, 4))
-for vector, color, style, label in ((g_kl, "C1", "-", "g_kl"), (conflicting, "C0", "-", "g_T (conflicts)"),
-                                    (projected, "C0", "--", "g_T⊥ (projected)")):
-    axis.annotate("", xy=vector.tolist(), xytext=(0, 0),
-                  arrowprops=dict(arrowstyle="->", color=color, linestyle=style, linewidth=2))
-    axis.plot([], [], color=color, linestyle=style, label=label)
-axis.set(xlim=(-1.3, 1.3), ylim=(-0.3, 1.3), aspect="equal", title="Eq. 6: one-sided projection")
-axis.axhline(0, color="gray", linewidth=0.5)
-axis.axvline(0, color="gray", linewidth=0.5)
-axis.legend(fontsize=8, loc="lower right")
+gradient_arrows(axis, [(g_kl, "C1", "-", "g_kl"), (conflicting, "C0", "-", "g_T (conflicts)"),
+                       (projected, "C0", "--", "g_T⊥ (projected)")],
+                title="Eq. 6: one-sided projection", xlim=(-1.3, 1.3), ylim=(-0.3, 1.3), legend_loc="lower right")
 plt.show()
 
 # %% [markdown]

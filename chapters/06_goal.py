@@ -42,6 +42,7 @@ import torch
 from IPython.display import Markdown, display
 
 import modbal_lib
+from modbal_lib.plots import gradient_arrows
 from modbal_lib.experiments import Experiment, compare, history_mean
 from modbal_lib.grads import loss_grads
 from modbal_lib.methods.base import task_loss
@@ -182,15 +183,9 @@ print(f"after:  g_A'' = {new_a.tolist()}, g_B'' = {new_b.tolist()}")
 print(f"g_A''·g_B = {float(new_a @ g_b):+.2f}, g_B''·g_A = {float(new_b @ g_a):+.2f}, g_A''·g_B'' = {float(new_a @ new_b):+.2f}")
 
 figure, axis = plt.subplots(figsize=(4.5, 4))
-for vector, color, style, label in ((g_a, "C0", "-", "g_A"), (g_b, "C1", "-", "g_B"),
-                                    (new_a, "C0", "--", "g_A'' (after GO)"), (new_b, "C1", "--", "g_B'' (after GO)")):
-    axis.annotate("", xy=vector.tolist(), xytext=(0, 0),
-                  arrowprops=dict(arrowstyle="->", color=color, linestyle=style, linewidth=2))
-    axis.plot([], [], color=color, linestyle=style, label=label)
-axis.set(xlim=(-1.3, 1.3), ylim=(-0.4, 1.3), aspect="equal", title="GO on two conflicting gradients")
-axis.axhline(0, color="gray", linewidth=0.5)
-axis.axvline(0, color="gray", linewidth=0.5)
-axis.legend(fontsize=8, loc="upper right")
+gradient_arrows(axis, [(g_a, "C0", "-", "g_A"), (g_b, "C1", "-", "g_B"),
+                       (new_a, "C0", "--", "g_A'' (after GO)"), (new_b, "C1", "--", "g_B'' (after GO)")],
+                title="GO on two conflicting gradients", xlim=(-1.3, 1.3), ylim=(-0.4, 1.3), legend_loc="upper right")
 plt.show()
 
 # %% [markdown]

@@ -94,3 +94,19 @@ def save(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=dpi)
     return path
+
+
+def gradient_arrows(axis, arrows, *, title: str, xlim, ylim, legend_loc: str = "best"):
+    """2-D gradients as arrows from the origin (chapters 4 and 6: projection and orthogonalization).
+
+    ``arrows``: (vector, color, linestyle, label) tuples; each label gets a legend entry.
+    """
+    for vector, color, style, label in arrows:
+        axis.annotate("", xy=vector.tolist(), xytext=(0, 0),
+                      arrowprops=dict(arrowstyle="->", color=color, linestyle=style, linewidth=2))
+        axis.plot([], [], color=color, linestyle=style, label=label)
+    axis.set(xlim=xlim, ylim=ylim, aspect="equal", title=title)
+    axis.axhline(0, color="gray", linewidth=0.5)
+    axis.axvline(0, color="gray", linewidth=0.5)
+    axis.legend(fontsize=8, loc=legend_loc)
+    return axis

@@ -83,3 +83,17 @@ def test_save_writes_a_png_of_the_figure_size(results, tmp_path):
         width, height = figure.get_size_inches() * 50
         assert picture.size == (round(width), round(height))
     assert [p.name for p in path.parent.iterdir()] == ["missing_ratio.png"]
+
+
+def test_gradient_arrows_draw_one_arrow_and_legend_entry_per_vector():
+    import matplotlib.pyplot as plt
+    import torch
+
+    from modbal_lib.plots import gradient_arrows
+
+    figure, axis = plt.subplots()
+    gradient_arrows(axis, [(torch.tensor([1.0, 0.0]), "C0", "-", "a"), (torch.tensor([0.0, 1.0]), "C1", "--", "b")],
+                    title="t", xlim=(-1, 1), ylim=(-1, 1))
+    assert len(axis.texts) == 2 and [t.get_text() for t in axis.get_legend().get_texts()] == ["a", "b"]
+    assert axis.get_title() == "t" and axis.get_xlim() == (-1, 1)
+    plt.close(figure)
