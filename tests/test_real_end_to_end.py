@@ -14,6 +14,7 @@ from fixtures_real import (
     CREMAD_TRAIN,
     make_cremad_media,
     make_food101,
+    make_hateful_memes,
     make_mmimdb,
     resource_for,
     run_script,
@@ -21,6 +22,7 @@ from fixtures_real import (
     write_classes,
     write_split,
     write_votes,
+    zip_folder,
 )
 from modbal_lib import features as features_module
 from modbal_lib.cli import main
@@ -73,6 +75,19 @@ def test_food101_from_archive_to_bench_table(tmp_path, monkeypatch, capsys):
     check_results(results, "accuracy", ["image", "text"], ["joint", "balgrad"])
     table = (tmp_path / "bench" / "results.md").read_text().splitlines()
     assert table[0] == "| accuracy | joint | balgrad |" and table[2].startswith("| Full | ")
+
+
+def test_hateful_memes_from_users_zip_to_bench_table(tmp_path, monkeypatch, capsys):
+    make_hateful_memes(tmp_path / "release")
+    archive = zip_folder(tmp_path / "release", tmp_path / "hateful_memes.zip", top="data")
+    assert run_script("hateful_memes", ["--zip", str(archive)]) == 0  # the user's own zip: never downloaded
+    assert "5 train, 2 val, 2 test memes" in capsys.readouterr().out
+    lines, results = extract_then_bench("hateful_memes", "joint,goal", "val_file=dev_unseen", tmp_path / "bench",
+                                        monkeypatch, capsys)
+    assert lines[0].startswith("hateful_memes train image: efficientnet_lite0 [5, 1280] extracted")
+    assert lines[5].startswith("hateful_memes test  text: minilm [2, 384] extracted")
+    assert lines[5].endswith("+ 2 impaired test sets (2 extracted)")
+    check_results(results, "auroc", ["image", "text"], ["joint", "goal"])
 
 
 def test_mmimdb_from_archive_to_bench_table(tmp_path, monkeypatch, capsys):
