@@ -141,7 +141,7 @@ def run(
     dataset: str,
     methods: list[str],
     seeds: list[int],
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     *,
     epochs: int | None = None,
     fast: bool = False,
@@ -152,7 +152,8 @@ def run(
     preset: str | None = None,
     **train_options,
 ) -> dict:
-    """Train and evaluate every method for every seed; write results.json and results.md; return the results."""
+    """Train and evaluate every method for every seed; return the results and, unless ``out_dir`` is
+    None (a chapter that only shows them), write them into ``out_dir`` (``write``)."""
     started = time.perf_counter()
     if preset is not None:
         explicit = {**train_options, **({"epochs": epochs} if epochs is not None else {})}
@@ -196,7 +197,8 @@ def run(
             "loss_curves": loss_curves(method_runs),
         }
     results["wall_seconds"] = time.perf_counter() - started
-    write(results, out_dir)
+    if out_dir is not None:
+        write(results, out_dir)
     return results
 
 

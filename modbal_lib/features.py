@@ -38,6 +38,7 @@ import torch
 from modbal_lib.cache import cached_features, feature_key, feature_path, read_entry, tensor_sha256
 from modbal_lib.data import SPLITS, load
 from modbal_lib.data.base import MultimodalDataset
+from modbal_lib.data.files import DatasetFileError
 from modbal_lib.data.impair import BLANKS, HOWS, chosen_indices, impair
 from modbal_lib.encoders import compute_mode, default_encoder, default_normalize, encode, encoder_set, l2_normalize
 from modbal_lib.utils import atomic_path, progress, select_device
@@ -259,6 +260,29 @@ def load_features(
     return FeatureSet(ds.modalities, features, torch.from_numpy(ds.labels), ds.task, list(ds.class_names))
 
 
+def protocol_impairments(modality: str, seeds: tuple[int, ...]) -> list[Impairment]:
+    """The impaired test sets the protocol of ``evaluate`` reads for ``modality``: missing (which serves
+    every seed and every missing ratio) and noisy for each seed."""
+    return [Impairment(modality, "missing")] + [Impairment(modality, "noisy", seed=s) for s in seeds]
+
+
+def describe(impairment: Impairment | None) -> str | None:
+    """None, "missing" or "noisy, seed s"."""
+    if impairment is None:
+        return None
+    return "missing" if impairment.kind == "missing" else f"noisy, seed {impairment.seed}"
+
+
+def feature_jobs(ds: MultimodalDataset, encoders, impairments: bool, seeds: tuple[int, ...]):
+    """(modality, encoder, impairment) of every feature set of one split: the clean features, and on the
+    test split with ``impairments`` also ``protocol_impairments``."""
+    for modality, encoder in modality_encoders(ds, encoders).items():
+        yield modality, encoder, None
+        if impairments and ds.split == "test":
+            for impairment in protocol_impairments(modality, seeds):
+                yield modality, encoder, impairment
+
+
 def precompute(
     dataset: str,
     splits: tuple[str, ...] = SPLITS,
@@ -273,9 +297,8 @@ def precompute(
     """Put into the cache every feature set that ``load_features`` will ask for; return what was done.
 
     For each split and modality, the clean features; with ``impairments``, also the test split's
-    features under the protocol of ``evaluate``: the modality missing (which serves every seed and
-    every missing ratio) and noisy for each of ``seeds``. Features already cached are not
-    recomputed. One record per feature set: split, modality, encoder, impairment (None,
+    features under the protocol of ``evaluate`` (``protocol_impairments``). Features already cached
+    are not recomputed. One record per feature set: split, modality, encoder, impairment (None,
     "missing" or "noisy, seed s"), shape, status ("cached", "extracted" or "not cached": a cheap
     encoder on in-memory inputs) and seconds.
     """
@@ -283,19 +306,49 @@ def precompute(
     records = []
     for split in splits:
         ds = load(dataset, split, **dataset_options)
-        for modality, encoder in modality_encoders(ds, encoders).items():
-            jobs = [None]
-            if impairments and split == "test":
-                jobs += [Impairment(modality, "missing")] + [Impairment(modality, "noisy", seed=s) for s in seeds]
-            for impairment in jobs:
-                spec = feature_spec(ds, modality, encoder, impairment, device)
-                was_cached = spec is not None and feature_path(feature_key(spec)).exists()
-                started = time.perf_counter()
-                features = extract(ds, modality, encoder, impairment, device, how)
-                status = "not cached" if spec is None else "cached" if was_cached else "extracted"
-                described = None if impairment is None else (
-                    "missing" if impairment.kind == "missing" else f"noisy, seed {impairment.seed}")
-                records.append({"split": split, "modality": modality, "encoder": encoder, "impairment": described,
-                                "shape": tuple(features.shape), "status": status,
-                                "seconds": time.perf_counter() - started})
+        for modality, encoder, impairment in feature_jobs(ds, encoders, impairments, seeds):
+            spec = feature_spec(ds, modality, encoder, impairment, device)
+            was_cached = spec is not None and feature_path(feature_key(spec)).exists()
+            started = time.perf_counter()
+            features = extract(ds, modality, encoder, impairment, device, how)
+            status = "not cached" if spec is None else "cached" if was_cached else "extracted"
+            records.append({"split": split, "modality": modality, "encoder": encoder, "impairment": describe(impairment),
+                            "shape": tuple(features.shape), "status": status,
+                            "seconds": time.perf_counter() - started})
     return records
+
+
+@dataclass
+class CacheStatus:
+    """Whether a comparison on ``dataset`` can run from the feature cache alone (``cache_status``)."""
+
+    dataset: str
+    problem: str | None  # why the dataset itself could not be read (not prepared, wrong folder), else None
+    missing: list[str]   # the feature sets the comparison needs that are not in the cache
+
+    @property
+    def ready(self) -> bool:
+        return self.problem is None and not self.missing
+
+
+def cache_status(dataset: str, seeds: tuple[int, ...] = (0,), *, encoders: dict[str, str] | str | None = None,
+                 device=None, **dataset_options) -> CacheStatus:
+    """Check, without extracting anything, that the cache holds every feature set a comparison over
+    ``seeds`` reads (``experiments.compare``: train and test features, and the test split under the
+    protocol), i.e. what ``python -m modbal_lib features --dataset NAME --impairments --seeds N`` put there.
+
+    Features of a cheap encoder on in-memory inputs are never cached and count as present.
+    """
+    device = select_device(str(device) if device else None)
+    missing = []
+    for split in ("train", "test"):
+        try:
+            ds = load(dataset, split, **dataset_options)
+        except DatasetFileError as error:
+            return CacheStatus(dataset, str(error), [])
+        for modality, encoder, impairment in feature_jobs(ds, encoders, True, tuple(seeds)):
+            spec = feature_spec(ds, modality, encoder, impairment, device)
+            if spec is not None and not feature_path(feature_key(spec)).exists():
+                described = f", {describe(impairment)}" if impairment else ""
+                missing.append(f"{split} {modality} ({encoder}{described})")
+    return CacheStatus(dataset, None, missing)

@@ -117,3 +117,13 @@ def test_ranks_follow_the_direction_of_each_row():
 def test_bad_option_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="METHOD.KEY=VALUE"):
         main(["bench", "--dataset", "seesaw", "--methods", "joint", "--out", str(tmp_path), "--option", "alpha=1"])
+
+
+def test_run_without_out_dir_returns_the_results_and_writes_nothing(bench_results, tmp_path, monkeypatch):
+    from modbal_lib import bench
+
+    monkeypatch.chdir(tmp_path)
+    results = bench.run("seesaw", ["joint"], [0, 1], None, epochs=3, dataset_options={"num_samples": 600}, device="cpu")
+    assert list(tmp_path.iterdir()) == []
+    # the same seeds and settings as the CLI run of the fixture: the same scores
+    assert results["methods"]["joint"]["runs"] == bench_results[1]["methods"]["joint"]["runs"]

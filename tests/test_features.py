@@ -109,3 +109,27 @@ def test_impairment_is_frozen_and_hashable():
     assert {impairment: 1}[Impairment("text", "missing", ratio=0.5)] == 1
     with pytest.raises(AttributeError):
         impairment.ratio = 1.0
+
+
+def test_cache_status_lists_what_a_comparison_still_needs(tmp_path, monkeypatch):
+    from fixtures_real import make_food101
+
+    from modbal_lib.features import cache_status, precompute
+
+    monkeypatch.setenv("MODBAL_DATA", str(tmp_path / "data"))
+    absent = cache_status("food101", seeds=(0,), val_size=3)
+    assert not absent.ready and "food101: dataset folder" in absent.problem and "data_scripts/food101.py" in absent.problem
+
+    make_food101(tmp_path / "data" / "food101")
+    fresh = cache_status("food101", seeds=(0,), val_size=3, encoders={"image": "pixels:8"})
+    assert fresh.problem is None and not fresh.ready
+    # pixels from files are cached too: train and test, clean, missing and noisy seed 0, for each modality
+    assert fresh.missing == [
+        "train image (pixels:8)", "train text (minilm)",
+        "test image (pixels:8)", "test image (pixels:8, missing)", "test image (pixels:8, noisy, seed 0)",
+        "test text (minilm)", "test text (minilm, missing)", "test text (minilm, noisy, seed 0)",
+    ]
+    precompute("food101", ("train", "test"), encoders={"image": "pixels:8"}, impairments=True, seeds=(0,), val_size=3)
+    assert cache_status("food101", seeds=(0,), val_size=3, encoders={"image": "pixels:8"}).ready
+    more_seeds = cache_status("food101", seeds=(0, 1), val_size=3, encoders={"image": "pixels:8"})
+    assert more_seeds.missing == ["test image (pixels:8, noisy, seed 1)", "test text (minilm, noisy, seed 1)"]
