@@ -9,9 +9,14 @@ then wraps the same function in an ipywidgets panel.
 - ``seesaw_lab`` (chapter 2): SeeSaw's signal strengths, noise and dimension -> each modality's
   loss and accuracy during joint training, and the missing-modality scores beside the unimodal
   ceilings.
+- ``method_lab`` (chapter 7): a method and its knobs (BalGrad's gamma and schedule, CGGM's rho,
+  lambda and variant, GOAL's temperature and AL/GO switches) on emoji or SeeSaw -> each modality's
+  loss against joint training's, the impairment table, and what the method's gradient edits did.
 """
 
 from __future__ import annotations
+
+import functools
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -199,5 +204,142 @@ def seesaw_figure(numbers: dict):
     bar_axis.set_title(f"joint Full {numbers['full']:.1f}%, missing-modality ΔGap {numbers['delta_gap']:.1f}",
                        fontsize=10)
     bar_axis.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    return figure
+
+
+# --- Method lab (chapter 7) ----------------------------------------------------------------------
+
+METHOD_LAB_DATASETS = {"emoji": {}, "seesaw": {"num_samples": SEESAW_LAB_SAMPLES}}  # dataset -> its options
+METHOD_LAB_EPOCHS = {"emoji": 15, "seesaw": 8}  # default epochs: a few seconds per method on a laptop CPU
+METHOD_LAB_SMOOTH = 10                          # running-mean window of the curves, in iterations
+# The lab's knobs, per method: lab argument -> the method's option (``modbal_lib.methods``).
+METHOD_LAB_KNOBS = {
+    "balgrad": {"gamma": "gamma", "schedule_unit": "schedule_unit"},
+    "cggm": {"rho": "rho", "lam": "lam", "cggm_variant": "variant"},
+    "goal": {"temperature": "T", "adaptive_leveraging": "adaptive_leveraging", "orthogonalize": "orthogonalize"},
+}
+# What each method's edits did, from its recorded scalars (history keys; ``{m}`` = each modality).
+METHOD_LAB_TRACES = {
+    "balgrad": ("conflict", "cos_task_kl"),
+    "cggm": ("B_{m}",),
+    "goal": ("conflict_before", "conflict_after"),
+}
+
+
+def method_options(method: str, knobs: dict) -> dict:
+    """The options of ``method`` set by the lab's knobs (``METHOD_LAB_KNOBS``); other knobs do not apply."""
+    return {option: knobs[knob] for knob, option in METHOD_LAB_KNOBS.get(method, {}).items()}
+
+
+def trace_keys(method: str, modalities) -> list[str]:
+    """The history keys of ``method``'s gradient edits (``METHOD_LAB_TRACES``), or each branch's gradient
+    norm for a method that records none."""
+    keys = METHOD_LAB_TRACES.get(method, ("grad_norm_{m}",))
+    return [key.format(m=m) for key in keys for m in (modalities if "{m}" in key else [None])]
+
+
+@functools.lru_cache(maxsize=8)
+def _lab_run(method: str, dataset: str, epochs: int, seed: int, options: tuple) -> dict:
+    """Train ``method`` (options as sorted items) and score it; cached, so moving one knob retrains only the method."""
+    experiment = Experiment(dataset, dataset_options=METHOD_LAB_DATASETS[dataset])
+    train_set = experiment.features("train")
+    result = train(train_set, method, epochs=epochs, seed=seed, device="cpu", show_progress=False, **dict(options))
+    table = evaluate(result.model, experiment.test_source(), seed=0)
+    keys = [f"loss_uni_{m}" for m in train_set.modalities] + trace_keys(method, train_set.modalities)
+    return {"modalities": list(train_set.modalities), "table": table.as_dict(),
+            "curves": {key: result.curve(key, METHOD_LAB_SMOOTH) for key in keys},
+            "step_ms": 1000 * result.median_step_seconds}
+
+
+def method_lab(method: str = "balgrad", dataset: str = "emoji", *, gamma: float = 0.5, schedule_unit: str = "epoch",
+               rho: float = 1.3, lam: float = 0.05, cggm_variant: str = "paper", temperature: float = 1.0,
+               adaptive_leveraging: bool = True, orthogonalize: bool = True, epochs: int | None = None,
+               seed: int = 0):
+    """Train ``method`` with these knobs on ``dataset`` and compare it with joint training.
+
+    ``method``: any name of ``modbal_lib.methods`` (e.g. "balgrad", "cggm", "goal", "ogm_ge").
+    Its knobs (the others are ignored): BalGrad ``gamma`` (γ of the KL schedule, Eq. 4) and
+    ``schedule_unit`` (what t counts: "epoch", "iteration", "progress"); CGGM ``rho`` (ρ, Eq. 7),
+    ``lam`` (λ, Eq. 12) and ``cggm_variant`` ("paper" or "official"); GOAL ``temperature`` (T,
+    Eq. 7), ``adaptive_leveraging`` and ``orthogonalize`` (the AL and GO switches). ``dataset``:
+    "emoji" or "seesaw" (4,000 samples); ``epochs`` default 15 (emoji) or 8 (seesaw). Joint
+    training with the same seed is the reference. Both train on the CPU with training seed ``seed``
+    and are scored under the protocol with the test impairments of seed 0, so changing the seed
+    changes only the training. Runs are cached in the process: moving one knob retrains only the method.
+
+    Returns ``(figure, numbers)``. The figure: left, each modality's own loss during training, the
+    method (solid) against joint (dashed); middle, Full and each modality missing or noisy, method
+    against joint; right, what the method's edits did over training (BalGrad: the share of steps
+    whose task and KL gradients conflict and their cosine; CGGM: the balancing terms B_m; GOAL:
+    the share of conflicting branch-gradient pairs before and after GO; any other method: each
+    branch's gradient norm). ``numbers``: ``method``, ``dataset``, ``options`` (the method's
+    options the knobs set), ``epochs``, ``seed``, ``table`` and ``joint`` (``ImpairmentTable.as_dict``
+    of the method and of joint training), ``delta_gap_change`` (the method's missing DeltaGap
+    minus joint's), ``traces`` {key: mean over training of each trace of the right panel},
+    ``step_time_ratio`` (median step time over joint's: noisy on a busy machine) and ``curves``
+    {history key: the smoothed series, numpy arrays; joint's under ``joint_<key>``}.
+    """
+    if dataset not in METHOD_LAB_DATASETS:
+        raise ValueError(f"method_lab: dataset must be one of {tuple(METHOD_LAB_DATASETS)}, got {dataset!r}")
+    epochs = int(epochs or METHOD_LAB_EPOCHS[dataset])
+    knobs = dict(gamma=gamma, schedule_unit=schedule_unit, rho=rho, lam=lam, cggm_variant=cggm_variant,
+                 temperature=temperature, adaptive_leveraging=adaptive_leveraging, orthogonalize=orthogonalize)
+    options = method_options(method, knobs)
+    run = _lab_run(method, dataset, epochs, seed, tuple(sorted(options.items())))
+    joint = _lab_run("joint", dataset, epochs, seed, ())
+    traces = trace_keys(method, run["modalities"])
+    numbers = {
+        "method": method, "dataset": dataset, "options": options, "epochs": epochs, "seed": seed,
+        "modalities": run["modalities"], "table": run["table"], "joint": joint["table"],
+        "delta_gap_change": run["table"]["missing"]["delta_gap"] - joint["table"]["missing"]["delta_gap"],
+        "traces": {key: float(np.mean(run["curves"][key])) for key in traces},
+        "step_time_ratio": run["step_ms"] / joint["step_ms"],
+        "curves": {**run["curves"], **{f"joint_{key}": curve for key, curve in joint["curves"].items()
+                                       if key.startswith("loss_uni_")}},
+    }
+    return method_figure(numbers), numbers
+
+
+def method_figure(numbers: dict):
+    """The method lab's three panels from its numbers (see ``method_lab``)."""
+    method, modalities, curves = numbers["method"], numbers["modalities"], numbers["curves"]
+    colors = dict(zip(modalities, ("tab:blue", "tab:orange", "tab:green")))
+    figure, (loss_axis, table_axis, trace_axis) = plt.subplots(1, 3, figsize=(15, 3.9))
+    for m in modalities:
+        loss = curves[f"loss_uni_{m}"]
+        iterations = np.arange(len(loss)) + METHOD_LAB_SMOOTH - 1
+        loss_axis.plot(iterations, loss, color=colors[m], label=f"{m}: {method}")
+        loss_axis.plot(iterations, curves[f"joint_loss_uni_{m}"], color=colors[m], linestyle="--", label=f"{m}: joint")
+    loss_axis.set_xlabel("iteration")
+    loss_axis.set_ylabel("the modality's own loss")
+    loss_axis.set_title("each modality's loss during training", fontsize=10)
+    loss_axis.legend(fontsize=8)
+
+    rows = ["full"] + [(kind, m) for kind in ("missing", "noisy") for m in modalities]
+    labels = ["Full"] + [f"{kind} {m}" for kind, m in rows[1:]]
+
+    def values(table):
+        return [table["full"]] + [table[kind][m] for kind, m in rows[1:]]
+
+    positions = np.arange(len(rows))
+    for offset, name, table, style in ((-0.2, method, numbers["table"], {}),
+                                       (0.2, "joint", numbers["joint"], {"alpha": 0.45, "hatch": "//"})):
+        bars = table_axis.bar(positions + offset, values(table), width=0.4, color="tab:purple", label=name, **style)
+        table_axis.bar_label(bars, fmt="%.0f", fontsize=7)
+    table_axis.set_xticks(positions, labels, rotation=30, ha="right", fontsize=8)
+    table_axis.set_ylabel(f"test {numbers['table']['metric']}")
+    table_axis.set_title(f"missing ΔGap: {method} {numbers['table']['missing']['delta_gap']:.1f}, "
+                         f"joint {numbers['joint']['missing']['delta_gap']:.1f}", fontsize=10)
+    table_axis.legend(fontsize=8)
+
+    for key, mean in numbers["traces"].items():
+        series = curves[key]
+        trace_axis.plot(np.arange(len(series)) + METHOD_LAB_SMOOTH - 1, series, label=f"{key} (mean {mean:.2f})")
+    trace_axis.axhline(0, color="black", linewidth=0.5)
+    trace_axis.set_xlabel("iteration")
+    edits = "its gradient edits" if method in METHOD_LAB_TRACES else "branch gradient norms (no gradient edits)"
+    trace_axis.set_title(f"{method}: {edits}; step time {numbers['step_time_ratio']:.2f}× joint", fontsize=10)
+    trace_axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
