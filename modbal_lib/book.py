@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import os
 import re
 import time
 import urllib.parse
@@ -76,14 +77,20 @@ def find_chapters(chapters_dir: Path = ROOT / "chapters") -> list[Chapter]:
     return [Chapter(path=p, title=chapter_title(p)) for p in paths]
 
 
+OUTPUT_VARIABLES = ("MODBAL_DATASET", "MODBAL_DEVICE")  # environment variables that change what a chapter shows
+
+
 def fingerprint(chapter: Chapter, fast: bool) -> str:
-    """Hash of what decides a chapter's output: its source, the library's code, and the mode."""
+    """Hash of what decides a chapter's output: its source, the library's code, the mode and
+    ``OUTPUT_VARIABLES``."""
     digest = hashlib.sha256()
     digest.update(chapter.path.read_bytes())
     for source in sorted((ROOT / "modbal_lib").rglob("*.py")):
         digest.update(source.relative_to(ROOT).as_posix().encode())
         digest.update(source.read_bytes())
     digest.update(b"fast" if fast else b"full")
+    for name in OUTPUT_VARIABLES:
+        digest.update(f"{name}={os.environ.get(name, '')}".encode())
     return digest.hexdigest()
 
 

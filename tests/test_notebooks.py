@@ -66,6 +66,18 @@ def test_chapters_are_found_in_order_with_titles():
     names = [c.path.name for c in chapters]
     assert names == sorted(names) and names[0] == "00_how_to_use.ipynb"
     assert chapter_title(chapters[0].path) == "0. How to use this book"
+    assert chapter_title(chapters[7].path) == "7. Head to head"
+
+
+def test_fingerprint_changes_with_source_mode_and_output_variables(monkeypatch):
+    from modbal_lib.book import fingerprint
+
+    chapter = find_chapters()[0]
+    monkeypatch.delenv("MODBAL_DATASET", raising=False)
+    plain = fingerprint(chapter, fast=False)
+    assert fingerprint(chapter, fast=False) == plain and fingerprint(chapter, fast=True) != plain
+    monkeypatch.setenv("MODBAL_DATASET", "food101")  # chapter 7 then adds a real dataset: re-execute
+    assert fingerprint(chapter, fast=False) != plain
 
 
 def _requirement_names(requirements):
