@@ -45,16 +45,19 @@ from modbal_lib.methods.cggm import VARIANTS as CGGM_VARIANTS
 from modbal_lib.metrics import higher_is_better
 from modbal_lib.report import paper_vs_measured
 from modbal_lib.studies import markdown_table
-from modbal_lib.whatif import METHOD_LAB_EPOCHS, method_lab
+from modbal_lib.whatif import METHOD_LAB_DATASETS, METHOD_LAB_EPOCHS, method_lab
 
 # %% tags=["parameters"]
 FAST = modbal_lib.fast_mode()
+EMBEDDED = ["emoji", "seesaw"]  # the embedded datasets compared in sections 2-6
 DATASET = os.environ.get("MODBAL_DATASET")  # a real dataset to compare on too: food101, hateful_memes, mmimdb, cremad
+DATASET_OPTIONS = {}   # its loader's options, e.g. {"target": "rating"} for MM-IMDb
 SEEDS = None           # default [0, 1] (fast) or [0, 1, 2] (full)
 EMOJI_EPOCHS = None    # default 5 (fast) or 40 (full)
 SEESAW_EPOCHS = None   # default 3 (fast) or 20 (full)
 REAL_EPOCHS = None     # epochs on DATASET; default 2 (fast) or 20 (BalGrad's setting)
-LAB_METHOD = "goal"    # the method of the method lab's default run (section 7)
+LAB_METHOD = "goal"    # the method lab's default run (section 7): method ...
+LAB_DATASET = "emoji"  # ... and dataset (emoji or seesaw)
 
 # %% [markdown]
 # The defaults that depend on `FAST` are filled in here, after papermill may have changed `FAST`.
@@ -89,7 +92,7 @@ print(f"mode: {'fast' if FAST else 'full'}; seeds {SEEDS}; epochs {EPOCHS}; real
 
 # %%
 results = {}
-for name in ("emoji", "seesaw"):
+for name in EMBEDDED:
     results[name] = bench.run(name, default_methods(name), SEEDS, None, epochs=EPOCHS[name])
     print(f"{name}: {len(results[name]['methods'])} methods × {len(SEEDS)} seeds, {EPOCHS[name]} epochs, "
           f"{results[name]['wall_seconds']:.0f} s")
@@ -111,7 +114,8 @@ def show_table(result):
     display(Markdown("\n".join(f"- {sentence}" for sentence in reading(result))))
 
 
-show_table(results["emoji"])
+for name in EMBEDDED[:1]:
+    show_table(results[name])
 
 # %% [markdown]
 # Read the table row by row, and compare the *Full* row with the protocol rows. Start with the
@@ -121,7 +125,8 @@ show_table(results["emoji"])
 # can hide very different models.
 
 # %%
-show_table(results["seesaw"])
+for name in EMBEDDED[1:]:
+    show_table(results[name])
 
 # %% [markdown]
 # On SeeSaw the roles are built in (chapter 2): `easy` is learned first and carries the group,
@@ -134,8 +139,8 @@ show_table(results["seesaw"])
 # DeltaGap; a method whose dots overlap joint's has not shown an effect in this run.
 
 # %%
-figure, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-for axis, result in zip(axes, results.values()):
+figure, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 3.6), squeeze=False)
+for axis, result in zip(axes[0], results.values()):
     methods = list(result["methods"])
     for position, method in enumerate(methods):
         gaps = [run["missing"]["delta_gap"] for run in result["methods"][method]["runs"]]
@@ -208,7 +213,7 @@ display(Markdown(paper_vs_measured(
     "test samples (Fig. 4): "
     + "; ".join(difference(r, "balgrad", at_ratio(r)[1], f"{at_ratio(r)[0]} missing at r = 0.8") for r in results.values())
     + ".",
-    method_sentence(results["emoji"], "balgrad"),
+    method_sentence(results[EMBEDDED[0]], "balgrad"),
 )))
 
 # %%
@@ -216,7 +221,7 @@ display(Markdown(paper_vs_measured(
     "CGGM improves the multimodal model's accuracy by balancing the branches' gradients.",
     "UPMC Food-101 accuracy 92.94 for CGGM (AdamW, 60 epochs), above its joint baseline.",
     "; ".join(difference(r, "cggm", full, "Full") for r in results.values()) + "; " + claims("cggm") + ".",
-    method_sentence(results["emoji"], "cggm"),
+    method_sentence(results[EMBEDDED[0]], "cggm"),
 )))
 
 # %%
@@ -227,7 +232,7 @@ display(Markdown(paper_vs_measured(
     "60.20; 17.41 against 15.67 ms per sample (1.11×) and the same GPU memory.",
     "; ".join(difference(r, "goal", full, "Full") for r in results.values()) + "; " + claims("goal")
     + "; step time " + ", ".join(f"{goal_cost[name]:.2f}× joint's on {name}" for name in results) + ".",
-    method_sentence(results["emoji"], "goal"),
+    method_sentence(results[EMBEDDED[0]], "goal"),
 )))
 
 # %% [markdown]
@@ -255,7 +260,7 @@ for result in results.values():
 # dataset, epochs and seed. First the default run:
 
 # %%
-figure, numbers = method_lab(LAB_METHOD)
+figure, numbers = method_lab(LAB_METHOD, LAB_DATASET)
 plt.show()
 print(f"{numbers['method']} {numbers['options']} on {numbers['dataset']}, {numbers['epochs']} epochs, seed {numbers['seed']}: "
       f"missing DeltaGap {numbers['table']['missing']['delta_gap']:.1f} (joint {numbers['joint']['missing']['delta_gap']:.1f}, "
@@ -283,7 +288,7 @@ widgets.interact_manual(
     show_method_lab,
     method=widgets.Dropdown(options=["balgrad", "cggm", "goal", "joint_unimodal_heads", "ogm_ge", "mslr", "pcgrad"],
                             value=LAB_METHOD, description="method"),
-    dataset=widgets.Dropdown(options=["emoji", "seesaw"], value="emoji", description="dataset"),
+    dataset=widgets.Dropdown(options=list(METHOD_LAB_DATASETS), value=LAB_DATASET, description="dataset"),
     gamma=widgets.FloatSlider(value=0.5, min=0.0, max=2.0, step=0.1, description="BalGrad γ", **slider),
     schedule_unit=widgets.Dropdown(options=SCHEDULE_UNITS, value="epoch", description="BalGrad: t counts"),
     rho=widgets.FloatSlider(value=1.3, min=0.0, max=3.0, step=0.1, description="CGGM ρ", **slider),
@@ -292,7 +297,7 @@ widgets.interact_manual(
     temperature=widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.1, description="GOAL T", **slider),
     adaptive_leveraging=widgets.Checkbox(value=True, description="GOAL: adaptive leveraging (AL)"),
     orthogonalize=widgets.Checkbox(value=True, description="GOAL: orthogonalization (GO)"),
-    epochs=widgets.IntSlider(value=METHOD_LAB_EPOCHS["emoji"], min=1, max=60, description="epochs", **slider),
+    epochs=widgets.IntSlider(value=METHOD_LAB_EPOCHS[LAB_DATASET], min=1, max=60, description="epochs", **slider),
     seed=widgets.IntSlider(value=0, min=0, max=9, description="training seed", **slider),
 );
 
@@ -317,14 +322,15 @@ widgets.interact_manual(
 # `data_scripts/README.md` and the README's "Running on a GPU with real data".
 
 # %%
-status = cache_status(DATASET, tuple(SEEDS)) if DATASET else None
+status = cache_status(DATASET, tuple(SEEDS), **DATASET_OPTIONS) if DATASET else None
 if status is None:
     print("DATASET is not set: the comparison ran on the embedded datasets only (see the table above to prepare one).")
 elif not status.ready:
     print(status.problem or f"{DATASET}: {len(status.missing)} feature sets are not cached yet: {', '.join(status.missing)}.\n"
           f"Extract them with: python -m modbal_lib features --dataset {DATASET} --impairments --seeds {max(SEEDS) + 1}")
 else:
-    results[DATASET] = bench.run(DATASET, default_methods(DATASET), SEEDS, None, epochs=REAL_EPOCHS)
+    results[DATASET] = bench.run(DATASET, default_methods(DATASET, DATASET_OPTIONS), SEEDS, None, epochs=REAL_EPOCHS,
+                                 dataset_options=DATASET_OPTIONS)
     show_table(results[DATASET])
     display(plots.missing_ratio_figure(results[DATASET]))
     display(Markdown(bench.cost_table(results[DATASET])))
