@@ -42,7 +42,7 @@ from IPython.display import Markdown, display
 import modbal_lib
 from modbal_lib.plots import gradient_arrows
 from modbal_lib import grads
-from modbal_lib.experiments import compare, history_mean
+from modbal_lib.experiments import compare, history_mean, paired
 from modbal_lib.features import load_features
 from modbal_lib.methods.balgrad import BalGrad, kl_schedule, kl_weights, mutual_kl, project_conflicting
 from modbal_lib.methods.base import Step
@@ -278,14 +278,6 @@ for name, runs in ablation.items():
 # and "within" as "this run cannot tell".
 
 # %%
-def paired(runs, label, reference, pick):
-    """Per-seed differences pick(label) − pick(reference): (mean, std, verdict)."""
-    differences = [pick(a) - pick(b) for a, b in zip(runs[label], runs[reference], strict=True)]
-    mean, std = mean_std(differences)
-    beyond = len(differences) >= 2 and abs(mean) > 2 * std / math.sqrt(len(differences) - 1)
-    return mean, std, "beyond seed noise" if beyond else "within seed noise"
-
-
 def difference(runs, label, reference, pick, digits=1):
     mean, std, verdict = paired(runs, label, reference, pick)
     return f"{mean:+.{digits}f} ± {std:.{digits}f} ({verdict})"

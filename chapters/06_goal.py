@@ -34,8 +34,6 @@
 # sample. Appendix A.3 and A.9 are derived and checked in chapter 3 (sections 4 and 5).
 
 # %%
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -43,7 +41,7 @@ from IPython.display import Markdown, display
 
 import modbal_lib
 from modbal_lib.plots import gradient_arrows
-from modbal_lib.experiments import Experiment, compare, history_mean
+from modbal_lib.experiments import Experiment, compare, history_mean, paired
 from modbal_lib.grads import loss_grads
 from modbal_lib.methods.base import task_loss
 from modbal_lib.methods.goal import adaptive_weights, normalized_entropy, orthogonalize, pair_cosines
@@ -318,14 +316,6 @@ plt.show()
 # the gap. A smaller ΔGap is better only when the two impaired scores could in principle be equal.
 
 # %%
-def paired(runs, label, reference, pick):
-    """Per-seed differences pick(label run) − pick(reference run), their mean, std and a rough verdict."""
-    differences = [pick(a) - pick(b) for a, b in zip(runs[label], runs[reference], strict=True)]
-    mean, std = mean_std(differences)
-    beyond = len(differences) >= 2 and abs(mean) > 2 * std / math.sqrt(len(differences) - 1)
-    return mean, std, "beyond seed noise" if beyond else "within seed noise"
-
-
 def difference_line(runs, label, reference, pick, what):
     mean, std, verdict = paired(runs, label, reference, pick)
     return f"{what} {mean:+.1f} ± {std:.1f} ({verdict})"

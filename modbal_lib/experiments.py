@@ -9,6 +9,7 @@ command and the chapters both use it.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,3 +84,14 @@ def over_seeds(runs: list[Run], pick) -> tuple[float, float]:
 def history_mean(run: Run, key: str) -> float:
     """Mean over training of one recorded series (e.g. BalGrad's ``conflict`` -> the conflict fraction)."""
     return float(np.mean(run.result.history[key]))
+
+
+def paired(runs: dict[str, list[Run]], label: str, reference: str, pick) -> tuple[float, float, str]:
+    """Seed-by-seed differences ``pick(run of label) − pick(run of reference)`` (the runs of ``compare``,
+    same seeds in the same order): their mean, std and a rough verdict, "beyond seed noise" when the
+    mean exceeds two standard errors (std / sqrt(n − 1)), else "within seed noise". With two or three
+    seeds read "beyond" as "worth a closer look" and "within" as "this run cannot tell"."""
+    differences = [pick(a) - pick(b) for a, b in zip(runs[label], runs[reference], strict=True)]
+    mean, std = mean_std(differences)
+    beyond = len(differences) >= 2 and abs(mean) > 2 * std / math.sqrt(len(differences) - 1)
+    return mean, std, "beyond seed noise" if beyond else "within seed noise"

@@ -26,3 +26,21 @@ def test_labelled_configurations_carry_their_own_options():
     assert list(runs) == ["joint", "slow"]
     assert runs["slow"][0].result.config["lr"] == 1e-5 and runs["joint"][0].result.config["lr"] == 1e-3
     assert runs["slow"][0].method == "slow" and runs["slow"][0].result.method.name == "joint"
+
+
+def test_paired_differences_seed_by_seed_and_the_verdict():
+    from types import SimpleNamespace
+
+    from modbal_lib.experiments import paired
+
+    def runs(*values):
+        return [SimpleNamespace(score=v) for v in values]
+
+    score = lambda run: run.score  # noqa: E731
+    mean, std, verdict = paired({"a": runs(3.0, 5.0, 7.0), "b": runs(1.0, 2.0, 3.0)}, "a", "b", score)
+    assert (mean, std) == pytest.approx((3.0, (2 / 3) ** 0.5)) and verdict == "beyond seed noise"
+    # a difference that flips sign with the seed: within the noise
+    assert paired({"a": runs(1.0, 3.0), "b": runs(2.0, 2.0)}, "a", "b", score)[2] == "within seed noise"
+    assert paired({"a": runs(4.0), "b": runs(1.0)}, "a", "b", score)[2] == "within seed noise"  # one seed tells nothing
+    with pytest.raises(ValueError):
+        paired({"a": runs(1.0, 2.0), "b": runs(1.0)}, "a", "b", score)  # the seeds must pair up
