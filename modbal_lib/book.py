@@ -3,13 +3,16 @@
 ``python -m modbal_lib book`` (the README's *book* command) writes
 ``_build/executed/NN_slug.ipynb`` and the static site ``_build/html/``: ``index.html`` (the
 chapters' titles in reading order), one page per chapter with its figures embedded and
-Previous / Contents / Next links, and the shared ``book.css``. ``broken_links`` checks that every
-local link of the site resolves (the build refuses a site that has one). A chapter is
-re-executed only when its source, the library, or the mode (fast/full) changed.
+Previous / Contents / Next links, the benchmark report ``results/REPORT.md`` as ``report.html``,
+and the shared ``book.css``. A chapter's links to another chapter's notebook (``04_balgrad.ipynb``)
+and to the report (``../results/REPORT.md``) are pointed at their pages. ``broken_links`` checks
+that every local link of the site resolves (the build refuses a site that has one). A chapter is
+re-executed only when its source, the library, the mode (fast/full) or ``OUTPUT_VARIABLES`` changed.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import json
@@ -28,6 +31,8 @@ from modbal_lib.utils import atomic_path
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_TITLE = "modbal — dominant modality bias"
 STYLESHEET = "book.css"
+REPORT = ROOT / "results" / "REPORT.md"  # the committed benchmark report, a page of the site
+REPORT_PAGE = "report.html"
 BOOK_CSS = """\
 /* modbal book: page width, navigation bar, contents page (chapter pages keep nbconvert's lab styles) */
 body.jp-Notebook { max-width: 72em; margin: 0 auto; }
@@ -138,9 +143,42 @@ def chapter_page(chapter: Chapter, notebook, chapters: list[Chapter], exporter) 
     # Markdown images are read relative to the chapter's own folder, as JupyterLab shows them.
     metadata = {"name": chapter.title, "path": str(chapter.path.parent)}
     body, _ = exporter.from_notebook_node(notebook, resources={"metadata": metadata})
-    page = body.replace("</head>", f'<link rel="stylesheet" href="{STYLESHEET}">\n</head>', 1)
+    page = site_links(body, chapters)
+    page = page.replace("</head>", f'<link rel="stylesheet" href="{STYLESHEET}">\n</head>', 1)
     page = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + _nav(chapters, number, "top"), page, count=1)
     return page.replace("</body>", _nav(chapters, number, "bottom") + "</body>", 1)
+
+
+def site_links(page: str, chapters: list[Chapter]) -> str:
+    """Point links written for JupyterLab at the site's pages: ``NN_slug.ipynb`` (a chapter) ->
+    ``NN_slug.html`` and ``../results/REPORT.md`` -> ``report.html``, keeping any ``#anchor``."""
+    pages = {chapter.path.name: f"{chapter.slug}.html" for chapter in chapters}
+    pages["../results/REPORT.md"] = REPORT_PAGE
+
+    def rewrite(match: re.Match) -> str:
+        target, anchor = match.group(1), match.group(2) or ""
+        return f'href="{pages.get(target, target)}{anchor}"'
+
+    return re.sub(r'href="([^"#]*)(#[^"]*)?"', rewrite, page)
+
+
+def report_page(report: Path = REPORT) -> str:
+    """The benchmark report as a page of the site: its Markdown rendered, its figures embedded as data URIs."""
+    import mistune
+
+    def embed(match: re.Match) -> str:
+        image = report.parent / match.group(2)
+        if not image.is_file():
+            raise ValueError(f"{report}: the figure {match.group(2)!r} does not exist ({image})")
+        encoded = base64.b64encode(image.read_bytes()).decode()
+        return f"![{match.group(1)}](data:image/png;base64,{encoded})"
+
+    body = mistune.html(re.sub(r"!\[([^\]]*)\]\(([^)]+\.png)\)", embed, report.read_text(encoding="utf-8")))
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>Benchmark report — {html.escape(BOOK_TITLE)}</title><link rel=\"stylesheet\" href=\"{STYLESHEET}\"></head>\n"
+            f"<body class=\"modbal-report\"><nav class=\"modbal-nav\"><a rel=\"index\" href=\"index.html\">Contents</a></nav>\n"
+            f"{body}</body></html>\n")
 
 
 def index_page(chapters: list[Chapter]) -> str:
@@ -152,7 +190,9 @@ def index_page(chapters: list[Chapter]) -> str:
         f"<title>{html.escape(BOOK_TITLE)}</title><link rel=\"stylesheet\" href=\"{STYLESHEET}\"></head>\n"
         f"<body class=\"modbal-index\"><h1>{html.escape(BOOK_TITLE)}</h1>\n"
         "<p>An executed notebook textbook. Chapters in reading order:</p>\n"
-        f"<ul class=\"modbal-contents\">\n{items}\n</ul>\n</body></html>\n"
+        f"<ul class=\"modbal-contents\">\n{items}\n</ul>\n"
+        f"<p>The benchmark report, every method on the embedded datasets with 5 seeds: <a href=\"{REPORT_PAGE}\">"
+        "results/REPORT.md</a>.</p>\n</body></html>\n"
     )
 
 
@@ -171,6 +211,7 @@ def render_html(chapters: list[Chapter], executed_dir: Path, html_dir: Path) -> 
         page = chapter_page(chapter, notebook, chapters, exporter)
         _write_page(html_dir / f"{chapter.slug}.html", page)
     _write_page(html_dir / STYLESHEET, BOOK_CSS)
+    _write_page(html_dir / REPORT_PAGE, report_page())
     index = html_dir / "index.html"
     _write_page(index, index_page(chapters))
     problems = broken_links(html_dir)

@@ -45,7 +45,9 @@ plt.show()
 
 def tiny_chapter(title: str, figures: int) -> nbformat.NotebookNode:
     """A chapter in the book's conventions (title, parameters cell) drawing ``figures`` plots."""
-    cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\nSome text, and a [link to the top](#{title.replace(' ', '-')})."),
+    cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\nSome text, and a [link to the top](#{title.replace(' ', '-')}); "
+                                           "[the first chapter](00_start.ipynb#0.-Start-here) and "
+                                           "[the report](../results/REPORT.md) as JupyterLab opens them."),
              nbformat.v4.new_code_cell("FAST = False", metadata={"tags": ["parameters"]})]
     cells += [nbformat.v4.new_code_cell(FIGURE.format(number)) for number in range(figures)]
     notebook = nbformat.v4.new_notebook(cells=cells)
@@ -74,7 +76,7 @@ def tiny_book(tmp_path_factory):
 def test_tiny_book_is_a_self_contained_site(tiny_book):
     site = tiny_book / "html"
     assert sorted(p.name for p in site.iterdir()) == ["00_start.html", "01_plots.html", "02_words.html",
-                                                       "book.css", "index.html"]
+                                                       "book.css", "index.html", "report.html"]
     index = (site / "index.html").read_text()
     positions = [index.index(f'<a href="{slug}.html">{title}</a>') for slug, (title, _) in TINY_BOOK.items()]
     assert positions == sorted(positions)
@@ -83,9 +85,25 @@ def test_tiny_book_is_a_self_contained_site(tiny_book):
         assert page.count('src="data:image/png;base64,') == figures
         assert '<link rel="stylesheet" href="book.css">' in page
         assert page.count('rel="index" href="index.html"') == 2  # navigation above and below
+        # links written for JupyterLab point at the site's pages
+        assert 'href="00_start.html#0.-Start-here"' in page and 'href="report.html"' in page
+        assert 'href="00_start.ipynb' not in page and "REPORT.md\"" not in page
+    assert 'href="report.html"' in index
     plots = (site / "01_plots.html").read_text()
     assert 'rel="prev" href="00_start.html"' in plots and 'rel="next" href="02_words.html"' in plots
     assert broken_links(site) == []
+
+
+def test_report_page_embeds_every_figure_and_refuses_a_missing_one(tmp_path):
+    from modbal_lib.book import REPORT, report_page
+
+    page = report_page()
+    assert page.count('src="data:image/png;base64,') == REPORT.read_text().count("](") > 0
+    separators = [line for line in REPORT.read_text().splitlines() if line.startswith("|---")]
+    assert page.count("<table>") == len(separators) > 0 and 'href="index.html"' in page
+    (tmp_path / "REPORT.md").write_text("# Report\n\n![curves](emoji/missing.png)\n")
+    with pytest.raises(ValueError, match=r"REPORT.md: the figure 'emoji/missing.png' does not exist"):
+        report_page(tmp_path / "REPORT.md")
 
 
 def test_broken_links_names_each_missing_local_file(tmp_path):
