@@ -26,7 +26,6 @@
 # what Pezeshki et al. (NeurIPS 2021) call *gradient starvation*.
 
 # %%
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
@@ -39,7 +38,7 @@ from modbal_lib.experiments import Experiment, compare
 from modbal_lib.features import Impairment
 from modbal_lib.report import format_mean_std, paper_vs_measured
 from modbal_lib.sweeps import halfway_iteration, linear_probes, part_accuracies, signal_sweep
-from modbal_lib.whatif import SEESAW_COLORS, seesaw_lab
+from modbal_lib.whatif import SEESAW_COLORS, seesaw_lab, seesaw_panel
 
 # %% tags=["parameters"]
 FAST = modbal_lib.fast_mode()
@@ -482,31 +481,11 @@ print(f"Full {lab_numbers['full']:.1f}; missing {', '.join(f'{m} {v:.1f}' for m,
       f"shortfall {', '.join(f'{m} {v:.1f}' for m, v in lab_numbers['shortfall'].items())}")
 
 # %% [markdown]
-# And as a panel: move the sliders, then press **Run Interact** (each run trains three small models,
+# And as a panel: move the sliders, then press **Run** (each run trains three small models,
 # a few seconds on a laptop).
 
 # %% tags=["nbval-ignore-output"]
-slider = {"continuous_update": False, "style": {"description_width": "initial"},
-          "layout": widgets.Layout(width="420px")}
-
-
-def show_lab(**knobs):
-    figure, numbers = seesaw_lab(**knobs)
-    plt.show()
-    print(f"Full {numbers['full']:.1f}; missing {numbers['missing']}; ceilings {numbers['ceiling']}; "
-          f"shortfall {numbers['shortfall']}; half of the loss drop at iteration {numbers['halfway']}")
-
-
-widgets.interact_manual(
-    show_lab,
-    easy_coarse=widgets.FloatSlider(value=4.0, min=0.0, max=16.0, step=0.5, description="easy: group signal a", **slider),
-    hard_fine=widgets.FloatSlider(value=2.0, min=0.0, max=4.0, step=0.25, description="hard: class signal b", **slider),
-    hard_coarse=widgets.FloatSlider(value=1.0, min=0.0, max=4.0, step=0.25, description="hard: group signal a", **slider),
-    noise=widgets.FloatSlider(value=1.0, min=0.25, max=3.0, step=0.25, description="noise σ (both)", **slider),
-    dim=widgets.IntSlider(value=32, min=4, max=128, step=4, description="hard: dimension D", **slider),
-    epochs=widgets.IntSlider(value=5, min=1, max=20, description="epochs", **slider),
-    seed=widgets.IntSlider(value=0, min=0, max=9, description="training seed", **slider),
-);
+seesaw_panel()
 
 # %% [markdown]
 # ## Exercises

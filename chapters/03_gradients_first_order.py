@@ -25,7 +25,6 @@
 # (fusion), Table 3 and Fig. 7 (conflicts); GOAL (ICLR 2026 submission) Appendix A.3, A.9, A.14.
 
 # %%
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -37,7 +36,7 @@ from modbal_lib.features import load_features
 from modbal_lib.methods.goal import total_variance
 from modbal_lib.report import format_mean_std, paper_vs_measured
 from modbal_lib.train import train
-from modbal_lib.whatif import taylor_lab
+from modbal_lib.whatif import taylor_lab, taylor_panel
 
 # %% tags=["parameters"]
 FAST = modbal_lib.fast_mode()
@@ -473,21 +472,7 @@ print(f"λ = {numbers['step_size']}: predicted ΔL {numbers['predicted']:.5f}, a
 # static book the panel is not interactive).
 
 # %% tags=["nbval-ignore-output"]
-step_slider = widgets.FloatLogSlider(value=0.01, base=10, min=-4, max=1, step=0.25, description="step size λ",
-                                     continuous_update=False)
-fusion_menu = widgets.Dropdown(options=["concat", "sum", "attention"], value="concat", description="fusion")
-
-
-def show_taylor_lab(step_size, fusion):
-    figure, numbers = taylor_lab(step_size, fusion)
-    display(figure)
-    plt.close(figure)
-    print(f"predicted ΔL {numbers['predicted']:.5f}, actual {numbers['actual']:.5f}, "
-          f"relative error {numbers['relative_error']:.2%}, cross term (relative) {numbers['cross_relative']:.3f}")
-
-
-panel = widgets.interactive_output(show_taylor_lab, {"step_size": step_slider, "fusion": fusion_menu})
-display(widgets.VBox([widgets.HBox([step_slider, fusion_menu]), panel]))
+taylor_panel()
 
 # %% [markdown]
 # ## Exercises

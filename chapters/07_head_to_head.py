@@ -31,7 +31,6 @@
 # %%
 import os
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
@@ -40,12 +39,9 @@ import modbal_lib
 from modbal_lib import bench, plots
 from modbal_lib.bench_report import default_methods, meaningful, method_sentence, paired_difference, reading
 from modbal_lib.features import cache_status
-from modbal_lib.methods.balgrad import SCHEDULE_UNITS
-from modbal_lib.methods.cggm import VARIANTS as CGGM_VARIANTS
 from modbal_lib.metrics import higher_is_better
 from modbal_lib.report import paper_vs_measured
-from modbal_lib.studies import markdown_table
-from modbal_lib.whatif import METHOD_LAB_DATASETS, METHOD_LAB_EPOCHS, method_lab
+from modbal_lib.whatif import method_lab, method_panel
 
 # %% tags=["parameters"]
 FAST = modbal_lib.fast_mode()
@@ -273,33 +269,7 @@ print(f"{numbers['method']} {numbers['options']} on {numbers['dataset']}, {numbe
 # with two other seeds.
 
 # %% tags=["nbval-ignore-output"]
-slider = {"continuous_update": False, "style": {"description_width": "initial"}, "layout": widgets.Layout(width="380px")}
-
-
-def show_method_lab(**knobs):
-    figure, numbers = method_lab(**knobs)
-    plt.show()
-    print(f"options {numbers['options']}; missing DeltaGap {numbers['table']['missing']['delta_gap']:.1f} "
-          f"(joint {numbers['joint']['missing']['delta_gap']:.1f}); Full {numbers['table']['full']:.1f} "
-          f"(joint {numbers['joint']['full']:.1f}); edits {numbers['traces']}")
-
-
-widgets.interact_manual(
-    show_method_lab,
-    method=widgets.Dropdown(options=["balgrad", "cggm", "goal", "joint_unimodal_heads", "ogm_ge", "mslr", "pcgrad"],
-                            value=LAB_METHOD, description="method"),
-    dataset=widgets.Dropdown(options=list(METHOD_LAB_DATASETS), value=LAB_DATASET, description="dataset"),
-    gamma=widgets.FloatSlider(value=0.5, min=0.0, max=2.0, step=0.1, description="BalGrad γ", **slider),
-    schedule_unit=widgets.Dropdown(options=SCHEDULE_UNITS, value="epoch", description="BalGrad: t counts"),
-    rho=widgets.FloatSlider(value=1.3, min=0.0, max=3.0, step=0.1, description="CGGM ρ", **slider),
-    lam=widgets.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.01, description="CGGM λ", **slider),
-    cggm_variant=widgets.Dropdown(options=CGGM_VARIANTS, value="paper", description="CGGM variant"),
-    temperature=widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.1, description="GOAL T", **slider),
-    adaptive_leveraging=widgets.Checkbox(value=True, description="GOAL: adaptive leveraging (AL)"),
-    orthogonalize=widgets.Checkbox(value=True, description="GOAL: orthogonalization (GO)"),
-    epochs=widgets.IntSlider(value=METHOD_LAB_EPOCHS[LAB_DATASET], min=1, max=60, description="epochs", **slider),
-    seed=widgets.IntSlider(value=0, min=0, max=9, description="training seed", **slider),
-);
+method_panel(LAB_METHOD, LAB_DATASET)
 
 # %% [markdown]
 # ## 8. On real data

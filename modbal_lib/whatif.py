@@ -2,7 +2,9 @@
 
 Each lab is deterministic (same arguments, same figure and numbers) and runs in seconds on a laptop
 CPU on data that ships with the package. A chapter calls it once with defaults (a plain figure) and
-then wraps the same function in an ipywidgets panel.
+then shows its panel (``taylor_panel``, ``seesaw_panel``, ``method_panel``): the same function behind
+ipywidgets controls, re-run and redrawn when a control changes (the Taylor lab) or when **Run** is
+pressed (the labs that train).
 
 - ``taylor_lab`` (chapter 3): step size and fusion type -> BalGrad Proposition 1's first-order
   prediction of the loss change against the actual change.
@@ -18,12 +20,16 @@ from __future__ import annotations
 
 import functools
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from modbal_lib.data import seesaw
 from modbal_lib.evaluate import evaluate, predict_score
 from modbal_lib.experiments import Experiment
+from modbal_lib.methods.balgrad import SCHEDULE_UNITS
+from modbal_lib.methods.cggm import VARIANTS as CGGM_VARIANTS
 from modbal_lib.features import load_features
 from modbal_lib.models import FUSIONS
 from modbal_lib.sweeps import halfway_iteration
@@ -343,3 +349,86 @@ def method_figure(numbers: dict):
     trace_axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+# --- Panels: the labs behind ipywidgets controls --------------------------------------------------
+
+SLIDER = {"continuous_update": False, "style": {"description_width": "initial"}}  # redraw on release, not while dragging
+
+
+def panel(lab, summary, controls: dict, run_button: bool) -> widgets.interactive:
+    """``lab`` behind one control per argument (``controls``: argument -> widget). Each run draws the
+    lab's figure, prints ``summary(numbers)`` and keeps the numbers in the panel's ``.result``. With
+    ``run_button`` (the labs that train) it runs when **Run** is pressed, else on every change. The
+    controls stay reachable by argument name as ``.controls``."""
+
+    def show(**arguments):
+        figure, numbers = lab(**arguments)
+        display(figure)
+        plt.close(figure)
+        print(summary(numbers))
+        return numbers
+
+    interactive = widgets.interactive(show, {"manual": run_button, "manual_name": "Run"}, **controls)
+    interactive.controls = controls
+    return interactive
+
+
+def taylor_panel() -> widgets.interactive:
+    """The Taylor lab (chapter 3): step size and fusion; redraws on every change."""
+    return panel(
+        taylor_lab,
+        lambda n: (f"predicted ΔL {n['predicted']:.5f}, actual {n['actual']:.5f}, relative error "
+                   f"{n['relative_error']:.2%}, cross term (relative) {n['cross_relative']:.3f}"),
+        {"step_size": widgets.FloatLogSlider(value=0.01, base=10, min=-4, max=1, step=0.25, description="step size λ",
+                                             **SLIDER),
+         "fusion": widgets.Dropdown(options=list(FUSIONS), value="concat", description="fusion")},
+        run_button=False,
+    )
+
+
+def seesaw_panel() -> widgets.interactive:
+    """The see-saw lab (chapter 2): SeeSaw's knobs, epochs and seed; runs on **Run** (three small trainings)."""
+    def slider(kind, value, low, high, step, description):
+        return kind(value=value, min=low, max=high, step=step, description=description, **SLIDER)
+
+    return panel(
+        seesaw_lab,
+        lambda n: (f"Full {n['full']:.1f}; missing {n['missing']}; ceilings {n['ceiling']}; shortfall "
+                   f"{n['shortfall']}; half of the loss drop at iteration {n['halfway']}"),
+        {"easy_coarse": slider(widgets.FloatSlider, 4.0, 0.0, 16.0, 0.5, "easy: group signal a"),
+         "hard_fine": slider(widgets.FloatSlider, 2.0, 0.0, 4.0, 0.25, "hard: class signal b"),
+         "hard_coarse": slider(widgets.FloatSlider, 1.0, 0.0, 4.0, 0.25, "hard: group signal a"),
+         "noise": slider(widgets.FloatSlider, 1.0, 0.25, 3.0, 0.25, "noise σ (both)"),
+         "dim": slider(widgets.IntSlider, 32, 4, 128, 4, "hard: dimension D"),
+         "epochs": slider(widgets.IntSlider, 5, 1, 20, 1, "epochs"),
+         "seed": slider(widgets.IntSlider, 0, 0, 9, 1, "training seed")},
+        run_button=True,
+    )
+
+
+METHOD_PANEL_METHODS = ("balgrad", "cggm", "goal", "joint_unimodal_heads", "ogm_ge", "mslr", "pcgrad")
+
+
+def method_panel(method: str = "goal", dataset: str = "emoji") -> widgets.interactive:
+    """The method lab (chapter 7): method, dataset, every method's knobs, epochs and seed; runs on **Run**."""
+    return panel(
+        method_lab,
+        lambda n: (f"{n['method']} {n['options']}: missing DeltaGap {n['table']['missing']['delta_gap']:.1f} (joint "
+                   f"{n['joint']['missing']['delta_gap']:.1f}); Full {n['table']['full']:.1f} (joint "
+                   f"{n['joint']['full']:.1f}); edits {', '.join(f'{k} {v:.2f}' for k, v in n['traces'].items())}"),
+        {"method": widgets.Dropdown(options=METHOD_PANEL_METHODS, value=method, description="method"),
+         "dataset": widgets.Dropdown(options=list(METHOD_LAB_DATASETS), value=dataset, description="dataset"),
+         "gamma": widgets.FloatSlider(value=0.5, min=0.0, max=2.0, step=0.1, description="BalGrad γ", **SLIDER),
+         "schedule_unit": widgets.Dropdown(options=SCHEDULE_UNITS, value="epoch", description="BalGrad: t counts"),
+         "rho": widgets.FloatSlider(value=1.3, min=0.0, max=3.0, step=0.1, description="CGGM ρ", **SLIDER),
+         "lam": widgets.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.01, description="CGGM λ", **SLIDER),
+         "cggm_variant": widgets.Dropdown(options=CGGM_VARIANTS, value="paper", description="CGGM variant"),
+         "temperature": widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.1, description="GOAL T",
+                                               **SLIDER),
+         "adaptive_leveraging": widgets.Checkbox(value=True, description="GOAL: adaptive leveraging (AL)"),
+         "orthogonalize": widgets.Checkbox(value=True, description="GOAL: orthogonalization (GO)"),
+         "epochs": widgets.IntSlider(value=METHOD_LAB_EPOCHS[dataset], min=1, max=60, description="epochs", **SLIDER),
+         "seed": widgets.IntSlider(value=0, min=0, max=9, description="training seed", **SLIDER)},
+        run_button=True,
+    )
