@@ -16,8 +16,9 @@
 # datasets and protocol.
 #
 # **You will learn:** how the methods compare under BalGrad's missing and noisy protocol on emoji
-# (a real image–text task in which, with the default features, the image dominates) and on SeeSaw (the controlled world of chapter
-# 2); how much of each difference survives the spread over seeds; how accuracy falls as a growing
+# (a real image–text task in which, with the default features, the image dominates) and on SeeSaw
+# (the controlled world of chapter 2); how much of each difference survives the spread over seeds;
+# how accuracy falls as a growing
 # share of test samples lose their dominant modality (BalGrad's Fig. 4); what each method costs per
 # training step; and how to run the same comparison on Food-101, Hateful Memes, MM-IMDb or CREMA-D.
 # A method lab at the end lets you turn each method's knobs and watch what happens.

@@ -353,7 +353,8 @@ def method_figure(numbers: dict):
 
 # --- Panels: the labs behind ipywidgets controls --------------------------------------------------
 
-SLIDER = {"continuous_update": False, "style": {"description_width": "initial"}}  # redraw on release, not while dragging
+STYLE = {"style": {"description_width": "initial"}}  # show each control's whole description
+SLIDER = {"continuous_update": False, **STYLE}        # sliders redraw on release, not while dragging
 
 
 def panel(lab, summary, controls: dict, run_button: bool) -> widgets.interactive:
@@ -378,11 +379,12 @@ def taylor_panel() -> widgets.interactive:
     """The Taylor lab (chapter 3): step size and fusion; redraws on every change."""
     return panel(
         taylor_lab,
-        lambda n: (f"predicted ΔL {n['predicted']:.5f}, actual {n['actual']:.5f}, relative error "
-                   f"{n['relative_error']:.2%}, cross term (relative) {n['cross_relative']:.3f}"),
+        lambda n: (f"λ = {n['step_size']:.3g}, {n['fusion']}: predicted ΔL {n['predicted']:.5f}, actual "
+                   f"{n['actual']:.5f}, relative error {n['relative_error']:.2%}, cross term (relative) "
+                   f"{n['cross_relative']:.3f}"),
         {"step_size": widgets.FloatLogSlider(value=0.01, base=10, min=-4, max=1, step=0.25, description="step size λ",
                                              **SLIDER),
-         "fusion": widgets.Dropdown(options=list(FUSIONS), value="concat", description="fusion")},
+         "fusion": widgets.Dropdown(options=list(FUSIONS), value="concat", description="fusion", **STYLE)},
         run_button=False,
     )
 
@@ -417,17 +419,18 @@ def method_panel(method: str = "goal", dataset: str = "emoji") -> widgets.intera
         lambda n: (f"{n['method']} {n['options']}: missing DeltaGap {n['table']['missing']['delta_gap']:.1f} (joint "
                    f"{n['joint']['missing']['delta_gap']:.1f}); Full {n['table']['full']:.1f} (joint "
                    f"{n['joint']['full']:.1f}); edits {', '.join(f'{k} {v:.2f}' for k, v in n['traces'].items())}"),
-        {"method": widgets.Dropdown(options=METHOD_PANEL_METHODS, value=method, description="method"),
-         "dataset": widgets.Dropdown(options=list(METHOD_LAB_DATASETS), value=dataset, description="dataset"),
+        {"method": widgets.Dropdown(options=METHOD_PANEL_METHODS, value=method, description="method", **STYLE),
+         "dataset": widgets.Dropdown(options=list(METHOD_LAB_DATASETS), value=dataset, description="dataset", **STYLE),
          "gamma": widgets.FloatSlider(value=0.5, min=0.0, max=2.0, step=0.1, description="BalGrad γ", **SLIDER),
-         "schedule_unit": widgets.Dropdown(options=SCHEDULE_UNITS, value="epoch", description="BalGrad: t counts"),
+         "schedule_unit": widgets.Dropdown(options=SCHEDULE_UNITS, value="epoch", description="BalGrad: t counts",
+                                           **STYLE),
          "rho": widgets.FloatSlider(value=1.3, min=0.0, max=3.0, step=0.1, description="CGGM ρ", **SLIDER),
          "lam": widgets.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.01, description="CGGM λ", **SLIDER),
-         "cggm_variant": widgets.Dropdown(options=CGGM_VARIANTS, value="paper", description="CGGM variant"),
+         "cggm_variant": widgets.Dropdown(options=CGGM_VARIANTS, value="paper", description="CGGM variant", **STYLE),
          "temperature": widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.1, description="GOAL T",
                                                **SLIDER),
-         "adaptive_leveraging": widgets.Checkbox(value=True, description="GOAL: adaptive leveraging (AL)"),
-         "orthogonalize": widgets.Checkbox(value=True, description="GOAL: orthogonalization (GO)"),
+         "adaptive_leveraging": widgets.Checkbox(value=True, description="GOAL: adaptive leveraging (AL)", **STYLE),
+         "orthogonalize": widgets.Checkbox(value=True, description="GOAL: orthogonalization (GO)", **STYLE),
          "epochs": widgets.IntSlider(value=METHOD_LAB_EPOCHS[dataset], min=1, max=60, description="epochs", **SLIDER),
          "seed": widgets.IntSlider(value=0, min=0, max=9, description="training seed", **SLIDER)},
         run_button=True,

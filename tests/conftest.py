@@ -1,8 +1,11 @@
 """Test-wide settings: no progress bars, and a feature cache inside the checkout (``_build/test-cache``)."""
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,3 +20,45 @@ SHARED_CREMAD = ROOT.parent / "shared" / "real-samples" / "cremad"
 
 # The tests' models are tiny: one CPU thread runs them faster than several (and repeatably).
 torch.set_num_threads(1)
+
+
+# --- headless Chromium for the browser tests (the HTML book, the labs in JupyterLab) ---------
+
+BROWSER_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
+    # Only the local server resolves: pages never wait on the internet (nbconvert's MathJax and
+    # require.js come from a CDN; the checks here are about the site's own files).
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+
+
+def _install_chromium() -> str | None:
+    """Install Debian's chromium and chromium-driver when missing and we can (root on Debian);
+    returns why the browser tests must be skipped, or None when Chromium is ready."""
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return None
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and Path("/etc/debian_version").exists() and shutil.which("apt-get")):
+        return "headless Chromium is missing: install the Debian packages chromium and chromium-driver (needs root)"
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium", "chromium-driver"]):
+        done = subprocess.run(command, capture_output=True, text=True, env=environment)
+        if done.returncode != 0:
+            return f"could not install Chromium ({' '.join(command)} exited {done.returncode}): {done.stderr[-300:]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the test extra) is not installed")
+    reason = _install_chromium()
+    if reason:
+        pytest.skip(reason)
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in BROWSER_FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
