@@ -2,7 +2,8 @@
 
 One call loads a dataset split, impairs one modality's raw inputs if asked, and encodes every
 modality (``modbal_lib.encoders``). Pretrained encoders' outputs go through the feature cache
-(``modbal_lib.cache``), one entry per (dataset, split, options, modality, encoder, impairment):
+(``modbal_lib.cache``), one entry per (dataset, split, options, modality, encoder, impairment, and a
+fingerprint of the modality's raw inputs, so that changed data never reuses old features):
 
 - features are cached per modality, so impairing the image never recomputes the text features;
 - they are cached *before* L2 normalisation, which is applied on load, so raw and normalised
@@ -26,6 +27,8 @@ atomically and the chunks are deleted.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -161,6 +164,27 @@ def cached_in_chunks(spec: dict, num_rows: int, compute_rows: Callable[[int, int
     return features
 
 
+def inputs_fingerprint(inputs) -> str:
+    """sha256 of a modality's raw inputs as the cache sees them, so that features of changed data are
+    never taken for the old ones: an array's bytes; texts; for files, the last two parts of each path
+    (e.g. ``apple_pie/apple_pie_0.jpg``) and its size in bytes (a stat per file, not a read)."""
+    digest = hashlib.sha256()
+    if isinstance(inputs, np.ndarray):
+        digest.update(f"{inputs.dtype}{inputs.shape}".encode())
+        digest.update(np.ascontiguousarray(inputs).tobytes())
+        return digest.hexdigest()
+    for item in inputs:
+        if isinstance(item, str):
+            digest.update(item.encode() + b"\0")
+        elif isinstance(item, os.PathLike):
+            path = Path(item)
+            size = path.stat().st_size if path.exists() else -1
+            digest.update(f"{path.parent.name}/{path.name}:{size}\0".encode())
+        else:
+            raise TypeError(f"inputs_fingerprint: expected an array, texts or file paths, got a {type(item).__name__}")
+    return digest.hexdigest()
+
+
 def feature_spec(ds: MultimodalDataset, modality: str, encoder: str, impairment: Impairment | None,
                  device: torch.device) -> dict | None:
     """What identifies these features in the cache; None for a cheap encoder on in-memory inputs (not cached)."""
@@ -171,6 +195,7 @@ def feature_spec(ds: MultimodalDataset, modality: str, encoder: str, impairment:
     return {
         "dataset": ds.name, "split": ds.split, "options": ds.options, "modality": modality, "kind": ds.kinds[modality],
         "encoder": encoder, "impairment": asdict(impairment) if impairment else None, "device": compute_mode(device),
+        "inputs": inputs_fingerprint(ds.inputs[modality]),
     }
 
 

@@ -133,3 +133,46 @@ def test_cache_status_lists_what_a_comparison_still_needs(tmp_path, monkeypatch)
     assert cache_status("food101", seeds=(0,), val_size=3, encoders={"image": "pixels:8"}).ready
     more_seeds = cache_status("food101", seeds=(0, 1), val_size=3, encoders={"image": "pixels:8"})
     assert more_seeds.missing == ["test image (pixels:8, noisy, seed 1)", "test text (minilm, noisy, seed 1)"]
+
+
+def test_inputs_fingerprint_follows_the_data(tmp_path):
+    import numpy as np
+
+    from modbal_lib.features import inputs_fingerprint
+
+    texts = ["a dog", "a cat"]
+    assert inputs_fingerprint(texts) == inputs_fingerprint(list(texts))
+    assert inputs_fingerprint(["a dog", "a cow"]) != inputs_fingerprint(texts)
+    pixels = np.zeros((2, 4, 4, 3), np.uint8)
+    changed = pixels.copy()
+    changed[1, 0, 0, 0] = 1
+    assert inputs_fingerprint(pixels) != inputs_fingerprint(changed)
+    files = [tmp_path / "pie" / "0.jpg", tmp_path / "pie" / "1.jpg"]
+    files[0].parent.mkdir()
+    for path in files:
+        path.write_bytes(b"jpeg")
+    before = inputs_fingerprint(files)
+    files[1].write_bytes(b"a re-downloaded jpeg")  # same names, other contents (size)
+    assert inputs_fingerprint(files) != before
+    with pytest.raises(TypeError, match="expected an array, texts or file paths"):
+        inputs_fingerprint([1.5, 2.5])
+
+
+def test_changed_texts_get_their_own_cache_entry(encode_calls, monkeypatch):
+    from modbal_lib.data import emoji
+
+    load_features("emoji", "test", encoders=CHEAP_IMAGE)
+    assert ("text", "minilm") in encode_calls
+    encode_calls.clear()
+    load_features("emoji", "test", encoders=CHEAP_IMAGE)
+    assert ("text", "minilm") not in encode_calls  # cached
+    original = emoji.load
+
+    def renamed(split, **options):
+        ds = original(split, **options)
+        ds.inputs["text"] = [name.upper() for name in ds.inputs["text"]]
+        return ds
+
+    monkeypatch.setattr(emoji, "load", renamed)
+    load_features("emoji", "test", encoders=CHEAP_IMAGE)
+    assert ("text", "minilm") in encode_calls  # other texts: extracted again, not the old features
