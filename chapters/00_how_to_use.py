@@ -77,7 +77,9 @@ for key, value in report.items():
 #   nothing is downloaded for the default path.
 # * Encoder features are computed once and cached in `MODBAL_CACHE` (default `~/.cache/modbal`).
 # * Real datasets (Food-101, Hateful Memes, MM-IMDb, CREMA-D) go to `MODBAL_DATA`
-#   (default `~/.cache/modbal/datasets`); see `data_scripts/README.md`.
+#   (default `~/.cache/modbal/datasets`); see `data_scripts/README.md`. Once a dataset's features are
+#   cached, `MODBAL_DATASET=food101` (or chapter 7's `DATASET` parameter) makes chapter 7 compare the
+#   methods on it too.
 
 # %%
 print("feature cache :", report["feature cache"])
