@@ -19,7 +19,6 @@ The output is byte-identical on every rebuild: the zip entries get a fixed date 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -35,7 +34,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from modbal_lib.utils import atomic_path  # noqa: E402
+from modbal_lib.utils import atomic_path, file_sha256  # noqa: E402
 
 PACKAGE = "emoji-datasource-google@16.0.0"
 TARBALL_SHA256 = "fb5fd131b362aab7a55542d2a147a79708cce0a8b1c1bbacd470172708b5c438"
@@ -61,14 +60,6 @@ Data (names, short names, categories, subcategories, code points): emoji-data by
 Cal Henderson (https://github.com/iamcal/emoji-data), under the MIT licence below.
 
 """
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def npm_pack(folder: Path) -> Path:
@@ -117,7 +108,7 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def build(tarball: Path, out: Path) -> None:
-    actual = sha256_file(tarball)
+    actual = file_sha256(tarball)
     if actual != TARBALL_SHA256:
         sys.exit(f"{tarball}: sha256 is {actual}, expected {TARBALL_SHA256} ({PACKAGE}); refusing to build")
     images, meta, licence = read_package(tarball)

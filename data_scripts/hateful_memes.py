@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modbal_lib import download  # noqa: E402
 from modbal_lib.data import hateful_memes  # noqa: E402
-from modbal_lib.utils import data_dir  # noqa: E402
+from modbal_lib.utils import data_dir, file_sha256  # noqa: E402
 
 REQUIRED = ["img", "train.jsonl", "dev_seen.jsonl", "test_seen.jsonl"]
 PHASE_HINT = (
@@ -43,7 +43,7 @@ def prepare(root: Path, zip_path: Path | None, password: str | None) -> None:
     if zip_path is not None:
         if not zip_path.is_file():
             raise download.DownloadError(f"{zip_path} does not exist (pass the zip you downloaded)")
-        known = download.sha256_of(zip_path) in KNOWN_RELEASES
+        known = file_sha256(zip_path) in KNOWN_RELEASES
         print(f"{zip_path.name}: " + ("an official release" if known else "not a release known to MMF; continuing"))
     elif download.check_layout(root, REQUIRED):
         raise download.DownloadError(f"{root} is not prepared yet: pass --zip PATH (your licensed download)")

@@ -18,7 +18,6 @@ sha256 and size where known, and what kind of archive it is. The four steps, eac
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import http.client
 import os
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from modbal_lib.utils import data_dir, progress
+from modbal_lib.utils import data_dir, file_sha256, progress
 
 CHUNK_BYTES = 1 << 20
 
@@ -104,15 +103,6 @@ class UnreachableError(DownloadError):
     """The address could not be opened at all (``fetch`` then tries the next mirror)."""
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(path: str | os.PathLike, sha256: str | None = None, size: int | None = None) -> None:
     """Raise ``DownloadError`` if ``path`` has the wrong size or sha256 (each checked only if given)."""
     path = Path(path)
@@ -120,7 +110,7 @@ def verify(path: str | os.PathLike, sha256: str | None = None, size: int | None 
     if size is not None and actual_size != size:
         raise DownloadError(f"{path}: size is {actual_size:,} bytes, expected {size:,}")
     if sha256 is not None:
-        actual = sha256_of(path)
+        actual = file_sha256(path)
         if actual != sha256.lower():
             raise DownloadError(f"{path}: sha256 mismatch\n  expected {sha256.lower()}\n  actual   {actual}")
 

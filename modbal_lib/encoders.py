@@ -45,7 +45,6 @@ user's ``hf:`` downloads later in the same process.)
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ from torch import nn
 
 from modbal_lib.data.impair import read_image
 from modbal_lib.media import log_spectrogram, read_audio, read_video
+from modbal_lib import utils
 from modbal_lib.utils import env_flag, progress, select_device
 
 DEFAULT_ENCODERS = {"image": "efficientnet_lite0", "text": "minilm", "vector": "identity",
@@ -121,12 +121,8 @@ def l2_normalize(features: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=None)
 def file_sha256(path: str) -> str:
-    """sha256 of a file, computed once per process."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of a weights file, computed once per process (``utils.file_sha256``)."""
+    return utils.file_sha256(path)
 
 
 def check_weights(path: str | Path, expected: str, package: str) -> Path:

@@ -1,8 +1,9 @@
-"""Small helpers every chapter uses: device choice, seeding, fast mode, atomic files, progress bars."""
+"""Small helpers every chapter uses: device choice, seeding, fast mode, atomic files, file hashes, progress bars."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 import tempfile
@@ -12,6 +13,15 @@ from typing import Iterator
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def select_device(prefer: str | None = None) -> torch.device:
