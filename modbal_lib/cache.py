@@ -63,20 +63,27 @@ def entry_problem(entry: Any, key: str, num_rows: int) -> str | None:
     return None
 
 
-def read_entry(path: Path, key: str, num_rows: int) -> torch.Tensor | None:
-    """The cached features at ``path``, or None if there are none or they cannot be trusted (warns)."""
+def read_checked(path: Path, problem_of: Callable[[Any], str | None], what: str, remedy: str) -> dict | None:
+    """The torch file at ``path`` if it exists and ``problem_of(loaded)`` finds nothing wrong; else None,
+    warning "<what> <path>: <problem>; <remedy>" when a file was there but cannot be trusted."""
     if not path.exists():
         return None
     try:
-        entry = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         problem = f"unreadable ({type(error).__name__}: {error})"
     else:
-        problem = entry_problem(entry, key, num_rows)
+        problem = problem_of(loaded)
     if problem:
-        warnings.warn(f"feature cache file {path}: {problem}; rebuilding it", stacklevel=3)
+        warnings.warn(f"{what} {path}: {problem}; {remedy}", stacklevel=4)
         return None
-    return entry["features"]
+    return loaded
+
+
+def read_entry(path: Path, key: str, num_rows: int) -> torch.Tensor | None:
+    """The cached features at ``path``, or None if there are none or they cannot be trusted (warns)."""
+    entry = read_checked(path, lambda loaded: entry_problem(loaded, key, num_rows), "feature cache file", "rebuilding it")
+    return None if entry is None else entry["features"]
 
 
 def cached_features(spec: dict[str, Any], num_rows: int, compute: Callable[[], torch.Tensor]) -> torch.Tensor:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -38,7 +37,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from modbal_lib.cache import cached_features, feature_key, feature_path, read_entry, tensor_sha256
+from modbal_lib.cache import cached_features, feature_key, feature_path, read_checked, read_entry, tensor_sha256
 from modbal_lib.data import SPLITS, load
 from modbal_lib.data.base import MultimodalDataset
 from modbal_lib.data.files import DatasetFileError
@@ -119,18 +118,9 @@ def part_problem(part, key: str, start: int, stop: int) -> str | None:
 
 def read_part(path: Path, key: str, start: int, stop: int) -> torch.Tensor | None:
     """The rows start..stop saved at ``path`` by an earlier run, or None (absent, or unusable: warns)."""
-    if not path.exists():
-        return None
-    try:
-        part = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        problem = f"unreadable ({type(error).__name__}: {error})"
-    else:
-        problem = part_problem(part, key, start, stop)
-    if problem is None:
-        return part["features"]
-    warnings.warn(f"feature chunk {path}: {problem}; extracting those rows again", stacklevel=3)
-    return None
+    part = read_checked(path, lambda loaded: part_problem(loaded, key, start, stop), "feature chunk",
+                        "extracting those rows again")
+    return None if part is None else part["features"]
 
 
 def cached_in_chunks(spec: dict, num_rows: int, compute_rows: Callable[[int, int], torch.Tensor],
