@@ -38,10 +38,11 @@ from IPython.display import Markdown, display
 
 import modbal_lib
 from modbal_lib import bench, plots
-from modbal_lib.bench_report import default_methods, meaningful, method_sentence, paired_difference, reading
+from modbal_lib.bench_report import (default_methods, full_score, meaningful, method_sentence, missing_gap,
+                                     paired_difference, reading)
 from modbal_lib.features import cache_status
-from modbal_lib.metrics import higher_is_better
 from modbal_lib.report import paper_vs_measured
+from modbal_lib.studies import costliest_modality
 from modbal_lib.whatif import method_lab, method_panel
 
 # %% tags=["parameters"]
@@ -172,21 +173,6 @@ for result in results.values():
 # *direction* of a claim can agree or disagree with ours, never the size.
 
 # %%
-def costliest_to_lose(result):
-    """The modality whose absence costs joint training most (its lowest missing row)."""
-    missing = result["methods"]["joint"]["missing"]
-    sign = 1 if higher_is_better(result["metric"]) else -1
-    return min(result["modalities"], key=lambda m: sign * missing[m]["mean"])
-
-
-def gap(run):
-    return run["missing"]["delta_gap"]
-
-
-def full(run):
-    return run["full"]
-
-
 def difference(result, method, pick, what):
     mean, std = paired_difference(result, method, pick)
     verdict = "meaningful" if meaningful(mean, std) else "within the seeds' spread"
@@ -194,12 +180,13 @@ def difference(result, method, pick, what):
 
 
 def at_ratio(result, ratio=0.8):
-    modality = costliest_to_lose(result)
+    joint_missing = result["methods"]["joint"]["missing"]
+    modality = costliest_modality({m: joint_missing[m]["mean"] for m in result["modalities"]}, result["metric"])
     return modality, lambda run: run["ratio_sweep"][modality][str(ratio)]
 
 
 def claims(method):
-    return "; ".join(difference(r, method, gap, "missing DeltaGap") for r in results.values())
+    return "; ".join(difference(r, method, missing_gap, "missing DeltaGap") for r in results.values())
 
 
 display(Markdown(paper_vs_measured(
@@ -217,7 +204,7 @@ display(Markdown(paper_vs_measured(
 display(Markdown(paper_vs_measured(
     "CGGM improves the multimodal model's accuracy by balancing the branches' gradients.",
     "UPMC Food-101 accuracy 92.94 for CGGM (AdamW, 60 epochs), above its joint baseline.",
-    "; ".join(difference(r, "cggm", full, "Full") for r in results.values()) + "; " + claims("cggm") + ".",
+    "; ".join(difference(r, "cggm", full_score, "Full") for r in results.values()) + "; " + claims("cggm") + ".",
     method_sentence(results[EMBEDDED[0]], "cggm"),
 )))
 
@@ -227,7 +214,7 @@ display(Markdown(paper_vs_measured(
     "GOAL raises accuracy over concatenation fusion at a small cost per sample.",
     "CREMA-D accuracy 78.23 for GOAL against 69.62 for concatenation (+8.6 points); Hateful Memes 62.30 against "
     "60.20; 17.41 against 15.67 ms per sample (1.11×) and the same GPU memory.",
-    "; ".join(difference(r, "goal", full, "Full") for r in results.values()) + "; " + claims("goal")
+    "; ".join(difference(r, "goal", full_score, "Full") for r in results.values()) + "; " + claims("goal")
     + "; step time " + ", ".join(f"{goal_cost[name]:.2f}× joint's on {name}" for name in results) + ".",
     method_sentence(results[EMBEDDED[0]], "goal"),
 )))

@@ -25,10 +25,16 @@ from modbal_lib.metrics import higher_is_better
 MISSING_ENCODINGS = ("black", "white", "zero")
 
 
+def costliest_modality(missing: dict[str, float], metric: str) -> str:
+    """The modality whose absence hurts most: of {modality: score with it missing}, the lowest
+    (the highest for MAE)."""
+    pick = min if higher_is_better(metric) else max
+    return pick(missing, key=missing.get)
+
+
 def dominant_modality(table: ImpairmentTable) -> str:
-    """The modality whose absence hurts most: the lowest score with it missing (highest for MAE)."""
-    pick = min if higher_is_better(table.metric) else max
-    return pick(table.missing, key=table.missing.get)
+    """The modality whose absence hurts one model most (``costliest_modality`` of its table)."""
+    return costliest_modality(table.missing, table.metric)
 
 
 def zero_vector_source(features_for: FeatureSource) -> FeatureSource:
