@@ -25,7 +25,7 @@ import numpy as np
 
 from modbal_lib import plots, presets, report
 from modbal_lib.evaluate import ImpairmentTable
-from modbal_lib.experiments import Experiment, compare
+from modbal_lib.experiments import Experiment, check_comparison, compare
 from modbal_lib.metrics import higher_is_better
 from modbal_lib.train import train
 from modbal_lib.utils import atomic_path
@@ -137,6 +137,19 @@ def results_markdown(results: dict) -> str:
     return markdown_table(results) + "\n" + cost_table(results)
 
 
+def method_entry(method_runs: list, joint_step: float) -> dict:
+    """One method's part of results.json: the summary over seeds, the cost, the per-seed tables, the curves."""
+    steps = [t for r in method_runs for t in r.result.step_seconds]
+    return {
+        **summarise([r.table for r in method_runs]),
+        "step_time_ratio": float(np.median(steps) / joint_step),
+        "step_ms": float(np.median(steps) * 1000),
+        "peak_memory_mb": float(max(r.result.peak_memory_mb for r in method_runs)),
+        "runs": [r.table.as_dict() for r in method_runs],
+        "loss_curves": loss_curves(method_runs),
+    }
+
+
 def run(
     dataset: str,
     methods: list[str],
@@ -153,8 +166,18 @@ def run(
     **train_options,
 ) -> dict:
     """Train and evaluate every method for every seed; return the results and, unless ``out_dir`` is
-    None (a chapter that only shows them), write them into ``out_dir`` (``write``)."""
+    None (a chapter that only shows them), write them into ``out_dir`` (``write``).
+
+    Everything is checked before anything is trained (``experiments.check_comparison``: methods, their
+    options and values, seeds, epochs). Joint training runs first (it is the step-time reference), then
+    the methods in order; ``results.json`` is rewritten after each method (``"complete": false`` until the
+    last), so an error in a later method never loses the finished ones.
+    """
     started = time.perf_counter()
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"epochs={epochs}: expected at least 1")
     if preset is not None:
         explicit = {**train_options, **({"epochs": epochs} if epochs is not None else {})}
         train_options, method_options = presets.apply(preset, methods, explicit, method_options)
@@ -162,40 +185,34 @@ def run(
     epochs = epochs or DEFAULT_EPOCHS.get(dataset, 20)
     if fast:
         epochs = max(2, epochs // 4)
+    check_comparison(methods, method_options, {**train_options, "epochs": epochs})
     experiment = Experiment(dataset, encoders, normalize, dataset_options)
     train_set = experiment.features("train")
+    check_comparison(methods, method_options, train_options, train_set.modalities)
     # The first training in a process runs much slower (thread pools and allocator warming up);
     # a short untimed run keeps that out of the step-time ratios.
     train(train_set, "joint", epochs=1, seed=seeds[0], record=False, show_progress=False, **train_options)
-    timing_reference = None if "joint" in methods else train(train_set, "joint", epochs=epochs, seed=seeds[0],
-                                                               show_progress=False, **train_options)
-    runs = compare(experiment, methods, seeds, method_options=method_options, epochs=epochs, **train_options)
-    reference = runs["joint"] if timing_reference is None else None
-    joint_step = np.median([t for r in reference for t in r.result.step_seconds] if reference
-                           else timing_reference.step_seconds)
-    first = next(iter(runs.values()))[0]
-    results = {
-        "dataset": dataset,
-        "modalities": list(train_set.modalities),
-        "metric": first.table.metric,
-        "seeds": list(seeds),
-        "epochs": epochs,
-        "fast": fast,
-        "preset": preset,
-        "device": first.result.config["device"],
-        "machine": platform.platform(),
-        "methods": {},
-    }
-    for method, method_runs in runs.items():
-        steps = [t for r in method_runs for t in r.result.step_seconds]
-        results["methods"][method] = {
-            **summarise([r.table for r in method_runs]),
-            "step_time_ratio": float(np.median(steps) / joint_step),
-            "step_ms": float(np.median(steps) * 1000),
-            "peak_memory_mb": float(max(r.result.peak_memory_mb for r in method_runs)),
-            "runs": [r.table.as_dict() for r in method_runs],
-            "loss_curves": loss_curves(method_runs),
-        }
+    order = sorted(methods, key=lambda entry: entry != "joint")  # joint first: the others' step-time reference
+    if "joint" in methods:
+        joint_step = None
+    else:
+        reference = train(train_set, "joint", epochs=epochs, seed=seeds[0], show_progress=False, **train_options)
+        joint_step = float(np.median(reference.step_seconds))
+    results = {"dataset": dataset, "modalities": list(train_set.modalities), "seeds": list(seeds), "epochs": epochs,
+               "fast": fast, "preset": preset, "machine": platform.platform(), "complete": False, "methods": {}}
+    for entry in order:
+        label = entry.partition("=")[0]
+        options = {label: (method_options or {}).get(label, {})}
+        method_runs = compare(experiment, [entry], seeds, method_options=options, epochs=epochs, **train_options)[label]
+        if joint_step is None:
+            joint_step = float(np.median([t for r in method_runs for t in r.result.step_seconds]))
+        results.setdefault("metric", method_runs[0].table.metric)
+        results.setdefault("device", method_runs[0].result.config["device"])
+        results["methods"][label] = method_entry(method_runs, joint_step)
+        if out_dir is not None:
+            write(results, out_dir)
+    results["methods"] = {label: results["methods"][label] for label in (e.partition("=")[0] for e in methods)}
+    results["complete"] = True
     results["wall_seconds"] = time.perf_counter() - started
     if out_dir is not None:
         write(results, out_dir)

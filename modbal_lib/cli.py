@@ -8,7 +8,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from modbal_lib.data import DATASETS
 from modbal_lib.presets import PRESETS
+from modbal_lib.utils import check_environment, parse_bool
 
 
 def _book(args: argparse.Namespace) -> int:
@@ -28,7 +30,7 @@ def _parse_pairs(text: str | None) -> dict[str, str]:
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"expected key=value, got {item!r}")
+            raise ValueError(f"expected key=value, got {item!r}")
         pairs[key.strip()] = value.strip()
     return pairs
 
@@ -43,7 +45,8 @@ def _encoders(text: str | None) -> dict[str, str] | str | None:
 
 
 def _literal(value: str):
-    """Numbers and booleans from the command line; anything else stays a string."""
+    """Numbers and booleans from the command line (``--dataset-options``); anything else stays a string.
+    Method options are typed by the method itself (``experiments.parse_option``)."""
     lowered = value.lower()
     if lowered in {"true", "false"}:
         return lowered == "true"
@@ -55,20 +58,49 @@ def _literal(value: str):
     return value
 
 
+def _at_least(low: int):
+    """An argparse type: an integer >= ``low`` (``--seeds 0`` is refused at once, not after the data loads)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _method_options(options: list[str], methods: list[str]) -> dict[str, dict]:
+    """``--option LABEL.KEY=VALUE`` (repeatable) -> {label: {key: value}}, each value typed as the method
+    (or ``train``) declares the option; unknown labels and keys are left for ``experiments.check_comparison``
+    to refuse with the accepted names."""
+    from modbal_lib.experiments import parse_option, train_option_hints
+    from modbal_lib.methods import option_hints
+
+    labels = {entry.partition("=")[0]: entry.partition("=")[2] or entry.partition("=")[0] for entry in methods}
+    parsed: dict[str, dict] = {}
+    for option in options:
+        target, sep, value = option.partition("=")
+        label, dot, key = target.partition(".")
+        if not (sep and dot and label and key):
+            raise ValueError(f"--option expects LABEL.KEY=VALUE (e.g. balgrad.gamma=0.5), got {option!r}")
+        hints = {**train_option_hints(), **(option_hints(labels[label]) if label in labels else {})}
+        parsed.setdefault(label, {})[key] = parse_option(value, hints[key], f"--option {target}") if key in hints else value
+    return parsed
+
+
 def _bench(args: argparse.Namespace) -> int:
     from modbal_lib.bench import run
+    from modbal_lib.experiments import check_comparison
 
-    method_options: dict[str, dict] = {}
-    for option in args.option:
-        target, sep, value = option.partition("=")
-        method, dot, key = target.partition(".")
-        if not (sep and dot):
-            raise SystemExit(f"--option expects METHOD.KEY=VALUE, got {option!r}")
-        method_options.setdefault(method, {})[key] = _literal(value)
-    normalize = {m: _literal(v) for m, v in _parse_pairs(args.normalize).items()}
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    method_options = _method_options(args.option, methods)
+    check_comparison(methods, method_options, {"epochs": args.epochs or 1})
+    normalize = {m: parse_bool(v, f"--normalize {m}") for m, v in _parse_pairs(args.normalize).items()}
     results = run(
         args.dataset,
-        [m.strip() for m in args.methods.split(",") if m.strip()],
+        methods,
         list(range(args.seeds)),
         args.out,
         epochs=args.epochs,
@@ -148,7 +180,7 @@ def _assignments(args: argparse.Namespace) -> int:
     masters = find_assignments()
     unknown = set(args.names) - {m.stem for m in masters}
     if unknown:
-        raise SystemExit(f"unknown assignment(s) {sorted(unknown)}; expected some of {[m.stem for m in masters]}")
+        raise ValueError(f"unknown assignment(s) {sorted(unknown)}; expected some of {[m.stem for m in masters]}")
     for master in masters:
         if args.names and master.stem not in args.names:
             continue
@@ -170,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--dataset", required=True, help="emoji, seesaw, food101, hateful_memes, mmimdb, cremad")
     bench.add_argument("--methods", required=True, help="comma-separated, e.g. joint,unimodal_image,balgrad; LABEL=METHOD for a variant, "
                        "e.g. go_only=goal with --option go_only.adaptive_leveraging=false")
-    bench.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
-    bench.add_argument("--epochs", type=int, default=None, help="default: per dataset")
+    bench.add_argument("--seeds", type=_at_least(1), default=3, help="number of seeds (0..N-1)")
+    bench.add_argument("--epochs", type=_at_least(1), default=None, help="default: per dataset")
     bench.add_argument("--fast", action="store_true", help="a quarter of the epochs (CI)")
     bench.add_argument("--out", required=True, help="output folder for results.json and results.md")
     bench.add_argument("--encoders", help="per modality, e.g. image=pixels,text=minilm, or a set: offline, balgrad, clip")
@@ -189,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--datasets", default="emoji,seesaw", help="comma-separated (default: emoji,seesaw)")
     report.add_argument("--methods", help="comma-separated (default: unimodal_<m> for each modality, joint, "
                         "joint_unimodal_heads, ogm_ge, mslr, pcgrad, balgrad, cggm, goal)")
-    report.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1; default 5)")
-    report.add_argument("--epochs", type=int, default=None, help="default: per dataset")
+    report.add_argument("--seeds", type=_at_least(1), default=5, help="number of seeds (0..N-1; default 5)")
+    report.add_argument("--epochs", type=_at_least(1), default=None, help="default: per dataset")
     report.add_argument("--fast", action="store_true", help="a quarter of the epochs (CI)")
     report.add_argument("--dataset-options", help="loader options for every dataset, e.g. num_samples=600")
     report.add_argument("--device", help="cpu, cuda, ... (default: CUDA when present)")
@@ -203,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     features.add_argument("--encoders", help="offline (default), balgrad, clip, or per modality: image=...,text=...")
     features.add_argument("--impairments", action="store_true",
                           help="also the test split's missing and noisy versions of each modality (the protocol)")
-    features.add_argument("--seeds", type=int, default=3, help="noisy test sets for seeds 0..N-1 (as bench --seeds)")
-    features.add_argument("--batch-size", type=int, default=64, help="inputs per network call")
-    features.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+    features.add_argument("--seeds", type=_at_least(1), default=3, help="noisy test sets for seeds 0..N-1 (as bench --seeds)")
+    features.add_argument("--batch-size", type=_at_least(1), default=64, help="inputs per network call")
+    features.add_argument("--workers", type=_at_least(0), default=min(4, os.cpu_count() or 1),
                           help="DataLoader processes reading image/audio/video files (0: in this process)")
     features.add_argument("--chunk-rows", type=int, default=4096, help="rows per resumable chunk")
     features.add_argument("--device", help="cpu, cuda, ... (default: CUDA when present)")
@@ -224,7 +256,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)  # the command as typed, for the report's header
-    return args.run(args)
+    try:
+        for warning in check_environment(tuple(DATASETS)):
+            print(f"warning: {warning}", file=sys.stderr)
+        return args.run(args)
+    except ValueError as error:  # bad input: one line naming the argument, the file or the variable
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ from torch import nn
 from modbal_lib.data.impair import read_image
 from modbal_lib.media import log_spectrogram, read_audio, read_video
 from modbal_lib import utils
-from modbal_lib.utils import env_flag, progress, select_device
+from modbal_lib.utils import env_flag, precision_name, progress, select_device
 
 DEFAULT_ENCODERS = {"image": "efficientnet_lite0", "text": "minilm", "vector": "identity",
                     "audio": "spectrogram", "video": "efficientnet_lite0"}
@@ -96,10 +96,7 @@ def precision(device: torch.device) -> str:
     """The encoders' autocast precision: fp32 off CUDA; on CUDA, ``MODBAL_PRECISION`` (fp16 when unset)."""
     if device.type != "cuda":
         return "fp32"
-    chosen = os.environ.get("MODBAL_PRECISION", "fp16")
-    if chosen not in PRECISIONS:
-        raise ValueError(f"MODBAL_PRECISION={chosen!r}; expected one of {', '.join(PRECISIONS)}")
-    return chosen
+    return precision_name()
 
 
 def compute_mode(device: torch.device) -> str:

@@ -9,16 +9,21 @@ command and the chapters both use it.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
+import types
+import typing
 from dataclasses import dataclass
 
 import numpy as np
 
 from modbal_lib.evaluate import ImpairmentTable, evaluate
 from modbal_lib.features import FeatureSet, load_features
+from modbal_lib.methods import make, option_hints, strategy_class
 from modbal_lib.report import mean_std
+from modbal_lib import train as training
 from modbal_lib.train import TrainResult, train
-from modbal_lib.utils import progress
+from modbal_lib.utils import parse_bool, progress, select_device
 
 
 @dataclass
@@ -47,6 +52,114 @@ class Experiment:
         return functools.partial(self.features, "test")
 
 
+TRAIN_OPTIONS_NOT_SETTABLE = ("features", "method", "seed", "record", "show_progress")
+
+
+def train_option_hints() -> dict[str, object]:
+    """The options of ``train`` a comparison may set (epochs, lr, optimizer, ...) and their type hints."""
+    hints = typing.get_type_hints(training.train)  # the module's function, also where a test wraps ``train``
+    return {name: hints.get(name, object) for name, parameter in inspect.signature(training.train).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in TRAIN_OPTIONS_NOT_SETTABLE}
+
+
+def _alternatives(hint) -> tuple:
+    """``float | None`` -> (float, NoneType); ``float`` -> (float,)."""
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
+def _describe(hint) -> str:
+    names = {bool: "a boolean (true/false)", int: "an integer", float: "a finite number", str: "a string",
+             type(None): "none"}
+    return " or ".join(names.get(kind, getattr(kind, "__name__", str(kind))) for kind in _alternatives(hint))
+
+
+def parse_option(text: str, hint, what: str):
+    """A command-line value as the type ``hint`` asks for: booleans by ``utils.parse_bool``'s words, integers,
+    finite numbers, strings, ``none`` where None is allowed. Anything else is an error naming ``what``."""
+    kinds = _alternatives(hint)
+    if type(None) in kinds and text.strip().lower() == "none":
+        return None
+    for kind in kinds:
+        try:
+            if kind is bool:
+                return parse_bool(text, what)
+            if kind in (int, float):
+                value = kind(text)
+                if math.isfinite(value):
+                    return value
+            if kind is str:
+                return text
+        except ValueError:
+            continue
+    raise ValueError(f"{what}={text!r}: expected {_describe(hint)}")
+
+
+def _value_fits(value, hint) -> bool:
+    for kind in _alternatives(hint):
+        if kind is bool and isinstance(value, bool):
+            return True
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return True
+        if kind in (str, type(None)) and isinstance(value, kind):
+            return True
+        if kind not in (bool, int, float, str, type(None)):
+            return True  # dicts, devices: left to the code that uses them
+    return False
+
+
+def check_comparison(methods: list[str], method_options: dict[str, dict] | None = None,
+                     train_options: dict | None = None, modalities: tuple[str, ...] | None = None) -> None:
+    """Refuse a comparison that cannot run, before anything is trained: an unknown method, a label used
+    twice, options for a label that is not compared, an option a method (or ``train``) does not take, a
+    value of the wrong type, a value the method itself refuses, a unimodal model of a modality the data
+    does not have (when ``modalities`` is given). Each error is one line naming the label and the option."""
+    method_options, train_options = method_options or {}, train_options or {}
+    if not methods:
+        raise ValueError("methods: expected at least one method")
+    labels: dict[str, str] = {}
+    for entry in methods:
+        label, _, method = entry.partition("=")
+        if not label:
+            raise ValueError(f"methods: {entry!r} has no label; expected METHOD or LABEL=METHOD")
+        if label in labels:
+            raise ValueError(f"methods: the label {label!r} appears twice; give variants their own LABEL=METHOD")
+        strategy_class(method or label)
+        labels[label] = method or label
+    unknown = sorted(set(method_options) - set(labels))
+    if unknown:
+        raise ValueError(f"options for {', '.join(map(repr, unknown))}, which is not among the methods "
+                         f"{', '.join(labels)}; expected LABEL.KEY=VALUE with a compared LABEL")
+    train_hints = train_option_hints()
+    for key, value in train_options.items():
+        if key not in train_hints:
+            raise ValueError(f"unknown training option {key!r}; expected one of {', '.join(train_hints)}")
+        if not _value_fits(value, train_hints[key]):
+            raise ValueError(f"{key}={value!r}: expected {_describe(train_hints[key])}")
+    for label, method in labels.items():
+        hints = option_hints(method)
+        options = method_options.get(label, {})
+        for key, value in options.items():
+            hint = hints.get(key, train_hints.get(key))
+            if hint is None:
+                raise ValueError(f"{label}.{key}: {method} has no option {key!r}; its options: "
+                                 f"{', '.join(hints) or 'none'} (and the training options {', '.join(train_hints)})")
+            if not _value_fits(value, hint):
+                raise ValueError(f"{label}.{key}={value!r}: expected {_describe(hint)}")
+        try:
+            strategy = make(method, **{k: v for k, v in options.items() if k in hints})
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{label}: {error}") from None
+        missing = [m for m in strategy.modalities or () if modalities is not None and m not in modalities]
+        if missing:
+            raise ValueError(f"{label}: the data has no modality {missing[0]!r}; its modalities: {', '.join(modalities)}")
+    if int(train_options.get("epochs", 1)) < 1:
+        raise ValueError(f"epochs={train_options['epochs']}: expected at least 1")
+    if train_options.get("device") is not None:
+        select_device(train_options["device"])
+
+
 def compare(
     experiment: Experiment | str,
     methods: list[str],
@@ -64,7 +177,10 @@ def compare(
     """
     experiment = Experiment(experiment) if isinstance(experiment, str) else experiment
     method_options = method_options or {}
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
     train_set = experiment.features("train")
+    check_comparison(methods, method_options, train_options, train_set.modalities)
     evaluate_options = {} if ratios is None else {"ratios": ratios}
     runs: dict[str, list[Run]] = {}
     for entry, seed in progress([(m, s) for m in methods for s in seeds], desc=f"compare on {experiment.dataset}"):

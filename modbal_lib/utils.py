@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -24,12 +25,25 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def select_device(prefer: str | None = None) -> torch.device:
-    """CUDA when present, else CPU. ``prefer`` (or env ``MODBAL_DEVICE``) forces a choice."""
-    choice = prefer or os.environ.get("MODBAL_DEVICE")
-    if choice:
-        return torch.device(choice)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def select_device(prefer: str | torch.device | None = None) -> torch.device:
+    """CUDA when present, else CPU. ``prefer`` (or env ``MODBAL_DEVICE``) forces a choice: ``cpu``,
+    ``cuda`` or ``cuda:N``; asking for CUDA where PyTorch sees no GPU is an error, not a silent CPU run."""
+    if isinstance(prefer, torch.device):
+        return prefer
+    where = "device" if prefer else "MODBAL_DEVICE"
+    choice = (prefer or os.environ.get("MODBAL_DEVICE") or "").strip()
+    if not choice:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", choice):
+        raise ValueError(f"{where}={choice!r}: expected cpu, cuda or cuda:N")
+    device = torch.device(choice)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{where}={choice!r}: PyTorch sees no CUDA GPU here; use cpu (or unset {where})")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{where}={choice!r}: only {torch.cuda.device_count()} CUDA device(s) here "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    return device
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -49,12 +63,25 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def parse_bool(text: str, what: str) -> bool:
+    """"true"/"1"/"yes"/"on" -> True, "false"/"0"/"no"/"off" -> False (any case); anything else is an
+    error naming ``what`` (an environment variable or a command-line option) and the accepted words."""
+    word = str(text).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"{what}={text!r}: expected a boolean, one of {'/'.join(TRUE_WORDS + FALSE_WORDS)}")
+
+
 def env_flag(name: str, default: bool = False) -> bool:
-    """Read a boolean environment variable ("1", "true", "yes" are true)."""
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    """A boolean environment variable (``parse_bool``'s words); unset or empty gives ``default``."""
+    value = os.environ.get(name, "")
+    return default if not value.strip() else parse_bool(value, name)
 
 
 def fast_mode() -> bool:
@@ -62,11 +89,55 @@ def fast_mode() -> bool:
     return env_flag("MODBAL_FAST")
 
 
+def env_folder(name: str, default: Path) -> Path:
+    """The folder named by environment variable ``name`` (``default`` when unset), created if needed;
+    an error naming the variable when the path is a file or cannot be created."""
+    path = Path(os.environ.get(name) or default).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name}={str(path)!r} is a file; expected a folder (or unset {name} for {default})")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{name}={str(path)!r}: cannot create the folder ({error.strerror})") from error
+    return path
+
+
 def cache_dir() -> Path:
     """Where features and other derived data are cached (``MODBAL_CACHE``, default ``~/.cache/modbal``)."""
-    path = Path(os.environ.get("MODBAL_CACHE", Path.home() / ".cache" / "modbal")).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return env_folder("MODBAL_CACHE", Path.home() / ".cache" / "modbal")
+
+
+PRECISION_NAMES = ("fp16", "bf16", "fp32")  # MODBAL_PRECISION: the encoders' autocast on CUDA
+KNOWN_VARIABLES = ("MODBAL_FAST", "MODBAL_PROGRESS", "MODBAL_DEVICE", "MODBAL_PRECISION", "MODBAL_CACHE",
+                   "MODBAL_DATA", "MODBAL_DATASET",
+                   "MODBAL_CREMAD_VOTES",   # chapter 1: CREMA-D's votes file
+                   "MODBAL_EMOJI_TARBALL")  # tests: the npm tarball for the byte-identical rebuild
+
+
+def precision_name() -> str:
+    """``MODBAL_PRECISION`` (fp16 when unset); an error naming the variable for anything else."""
+    chosen = os.environ.get("MODBAL_PRECISION", "").strip() or "fp16"
+    if chosen not in PRECISION_NAMES:
+        raise ValueError(f"MODBAL_PRECISION={chosen!r}: expected one of {', '.join(PRECISION_NAMES)}")
+    return chosen
+
+
+def check_environment(datasets: tuple[str, ...] = ()) -> list[str]:
+    """Validate every ``MODBAL_*`` variable before any work (the command line calls it first): each bad
+    value raises ``ValueError`` naming the variable and what it accepts. ``MODBAL_DATASET``, when set,
+    must be one of ``datasets`` (when given). Returns warnings about unknown ``MODBAL_*`` names
+    (a typo like ``MODBAL_FAS`` would otherwise be ignored silently)."""
+    env_flag("MODBAL_FAST")
+    env_flag("MODBAL_PROGRESS")
+    select_device()
+    precision_name()
+    cache_dir()
+    data_dir()
+    dataset = os.environ.get("MODBAL_DATASET", "").strip()
+    if dataset and datasets and dataset not in datasets:
+        raise ValueError(f"MODBAL_DATASET={dataset!r}: expected one of {', '.join(sorted(datasets))} (or unset it)")
+    return [f"unknown environment variable {name} (known: {', '.join(KNOWN_VARIABLES)})"
+            for name in sorted(os.environ) if name.startswith("MODBAL_") and name not in KNOWN_VARIABLES]
 
 
 @contextlib.contextmanager
@@ -120,9 +191,7 @@ def progress(iterable=None, *, desc: str | None = None, total: int | None = None
 
 def data_dir() -> Path:
     """Where real datasets are downloaded and unpacked (``MODBAL_DATA``, default ``~/.cache/modbal/datasets``)."""
-    path = Path(os.environ.get("MODBAL_DATA", Path.home() / ".cache" / "modbal" / "datasets")).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return env_folder("MODBAL_DATA", Path.home() / ".cache" / "modbal" / "datasets")
 
 
 KEY_PACKAGES = ("torch", "transformers", "numpy", "scikit-learn", "matplotlib", "ipywidgets", "papermill", "jupytext")

@@ -63,7 +63,21 @@ def test_splits_are_disjoint_cover_everything_and_are_stratified():
         for split, share in emoji.SPLIT_SHARES.items():
             assert abs((categories[parts[split]] == category).sum() - share * total) <= 1
     texts = load("emoji", "test").inputs["text"]
-    assert texts == [emoji.read_asset()[1][i]["name"].lower() for i in parts["test"]]
+    names = [record["name"].lower() for record in emoji.read_asset()[1]]
+    assert texts == [names[i] for i in emoji.split_indices(categories.tolist(), 0, names)["test"]]
+
+
+@pytest.mark.parametrize("split_seed", [0, 1, 2, 3])
+def test_no_text_appears_in_two_splits(split_seed):
+    texts = {split: set(load("emoji", split, split_seed=split_seed).inputs["text"]) for split in emoji.SPLIT_SHARES}
+    assert not (texts["train"] & texts["val"] or texts["train"] & texts["test"] or texts["val"] & texts["test"])
+    assert sum(len(load("emoji", s, split_seed=split_seed)) for s in emoji.SPLIT_SHARES) == 1906
+
+
+def test_samples_sharing_a_text_share_a_split():
+    parts = emoji.split_indices(["a"] * 10, 0, ["x", "x"] + [str(i) for i in range(8)])
+    where = {split for split, rows in parts.items() if {0, 1} & set(rows.tolist())}
+    assert len(where) == 1 and sum(len(rows) for rows in parts.values()) == 10
 
 
 def test_split_seed_reshuffles_and_is_repeatable():

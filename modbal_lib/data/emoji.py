@@ -8,7 +8,8 @@ variants left out; see ``data_scripts/build_emoji.py``, which builds the asset i
   "Egypt Flag"; lower case gives one style, and the default text encoder is uncased anyway);
 - label: ``category`` (9 classes, default) or ``subcategory`` (98 classes).
 
-Splits: 70/15/15, stratified by category, drawn with ``split_seed``. The split does not depend on
+Splits: 70/15/15, stratified by category, drawn with ``split_seed``; the two emojis named "man in
+tuxedo" share a split, so no text appears in two splits. The split does not depend on
 ``label``, so category and subcategory results are on the same samples; a few subcategories have
 one to three members, so some of them are absent from train.
 """
@@ -54,8 +55,13 @@ def read_asset() -> tuple[np.ndarray, list[dict], str]:
     return images, meta, hashlib.sha256(raw).hexdigest()
 
 
-def split_indices(categories: list[str], split_seed: int = 0) -> dict[str, np.ndarray]:
-    """Stratified 70/15/15 split: within each category, a seeded shuffle cut at round(0.70 n) and round(0.85 n)."""
+def split_indices(categories: list[str], split_seed: int = 0, texts: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Stratified 70/15/15 split: within each category, a seeded shuffle cut at round(0.70 n) and round(0.85 n).
+
+    Samples with the same ``texts`` entry stay in one split (the first of train, val, test that holds one
+    of them): two emojis share the name "man in tuxedo", and a name seen in training must not reappear
+    in the test split.
+    """
     categories = np.asarray(categories)
     rng = np.random.default_rng(split_seed)
     parts = {split: [] for split in SPLIT_SHARES}
@@ -66,7 +72,14 @@ def split_indices(categories: list[str], split_seed: int = 0) -> dict[str, np.nd
         parts["train"].append(members[:n_train])
         parts["val"].append(members[n_train:n_train + n_val])
         parts["test"].append(members[n_train + n_val:])
-    return {split: np.sort(np.concatenate(chunks)) for split, chunks in parts.items()}
+    split_of = {int(i): split for split, chunks in parts.items() for chunk in chunks for i in chunk}
+    if texts is not None:
+        order = list(SPLIT_SHARES)
+        first_split: dict[str, str] = {}
+        for i in sorted(split_of, key=lambda i: (order.index(split_of[i]), i)):
+            split_of[i] = first_split.setdefault(texts[i], split_of[i])
+    return {split: np.array(sorted(i for i, s in split_of.items() if s == split), dtype=np.int64)
+            for split in SPLIT_SHARES}
 
 
 def load(split: str, *, label: str = "category", split_seed: int = 0) -> MultimodalDataset:
@@ -76,7 +89,8 @@ def load(split: str, *, label: str = "category", split_seed: int = 0) -> Multimo
     if split not in SPLIT_SHARES:
         raise ValueError(f"emoji: unknown split {split!r}; expected one of {tuple(SPLIT_SHARES)}")
     images, meta, images_sha256 = read_asset()
-    indices = split_indices([record["category"] for record in meta], split_seed)[split]
+    texts = [record["name"].lower() for record in meta]
+    indices = split_indices([record["category"] for record in meta], split_seed, texts)[split]
     class_names = sorted({record[label] for record in meta})
     class_of = {name: k for k, name in enumerate(class_names)}
     return MultimodalDataset(
@@ -84,7 +98,7 @@ def load(split: str, *, label: str = "category", split_seed: int = 0) -> Multimo
         split=split,
         modalities=("image", "text"),
         kinds={"image": "image", "text": "text"},
-        inputs={"image": images[indices], "text": [meta[i]["name"].lower() for i in indices]},
+        inputs={"image": images[indices], "text": [texts[i] for i in indices]},
         labels=np.array([class_of[meta[i][label]] for i in indices], dtype=np.int64),
         class_names=class_names,
         task="multiclass",
