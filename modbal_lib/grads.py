@@ -69,11 +69,37 @@ def grad_norm(params: Params) -> float:
     return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
 
 
-def cosine(a: Tensor, b: Tensor, eps: float = 1e-12) -> float:
-    """cos(a, b) of two tensors viewed as flat vectors (0 when either is zero)."""
-    a, b = a.reshape(-1).float(), b.reshape(-1).float()
-    denominator = a.norm() * b.norm()
-    return float(a @ b / denominator) if denominator > eps else 0.0
+def _scaled(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``x`` divided by a power of two near its largest |entry| (per row), in float32 or wider, and that scale.
+
+    Dot products and squared norms of raw gradients leave the dtype's range: they overflow once
+    |x| >~ 1.8e19 in float32 or >~ 180 in float16 (gradients under fp16 autocast), and underflow
+    for tiny vectors. The scaled vector's largest entry lies in [1, 2), so its products stay near
+    1 whatever the magnitude or dtype. Dividing by a power of two is exact: in float32's normal
+    range ``project_conflicting`` gives bit for bit what the unscaled formula gives. A zero row
+    stays zero (scale 1/2).
+    """
+    x = x.to(torch.promote_types(x.dtype, torch.float32))
+    _, exponent = torch.frexp(x.abs().amax(-1, keepdim=True))  # largest = mantissa * 2^exponent, mantissa in [1/2, 1)
+    scale = torch.ldexp(torch.ones_like(x[..., :1]), exponent - 1)
+    return x / scale, scale
+
+
+def rowwise_cosine(a: Tensor, b: Tensor) -> Tensor:
+    """cos(a_i, b_i) along the last dimension ([D] -> 0-dim, [B, D] -> [B]); 0 where either row is zero.
+
+    Scale-safe (``_scaled``), in float32 or wider: tiny non-zero rows get their true cosine, huge
+    ones do not overflow, float16 and bfloat16 rows neither.
+    """
+    a, _ = _scaled(a)
+    b, _ = _scaled(b)
+    # each scaled norm is >= 1 unless its row is zero, when the dot product is 0 as well
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1)
+
+
+def cosine(a: Tensor, b: Tensor) -> float:
+    """cos(a, b) of two tensors viewed as flat vectors (0 when either is zero), scale-safe as ``rowwise_cosine``."""
+    return float(rowwise_cosine(a.reshape(-1), b.reshape(-1)))
 
 
 def project_conflicting(g: Tensor, ref: Tensor, eps: float = 0.0) -> Tensor:
@@ -82,10 +108,20 @@ def project_conflicting(g: Tensor, ref: Tensor, eps: float = 0.0) -> Tensor:
         g' = g − (min(g·ref, 0) / (‖ref‖² + eps)) ref
 
     PCGrad's projection (Yu et al. 2020), which BalGrad (Eq. 6) and GOAL (Eq. 10) specialise.
-    Written without a Python branch: when g·ref ≥ 0 the correction is zero. Works on 1-D
-    vectors [D] or row by row on [B, D]; a zero ``ref`` leaves ``g`` unchanged. After a
-    projection with eps = 0, g'·ref = 0.
+    Written without a Python branch: when g·ref ≥ 0 the correction is zero and ``g`` comes back
+    unchanged. Works on 1-D vectors [D] or row by row on [B, D]; a zero ``ref`` leaves ``g``
+    unchanged. After a projection with eps = 0, g'·ref = 0 (to rounding).
+
+    The formula is evaluated on g and ref divided by their largest entries (``_scaled``: with
+    g = a u and ref = b r, the correction is a (u·r) / (‖r‖² + eps/b²) r), in float32 or wider,
+    and the result is cast back to g's dtype: no overflow or underflow of g·ref and ‖ref‖² at any
+    magnitude, also in float16 and bfloat16.
     """
-    dot = (g * ref).sum(-1, keepdim=True)
-    squared_norm = ((ref * ref).sum(-1, keepdim=True) + eps).clamp_min(torch.finfo(ref.dtype).tiny)
-    return g - dot.clamp(max=0) / squared_norm * ref
+    unit_g, g_scale = _scaled(g)
+    unit_ref, ref_scale = _scaled(ref)
+    dot = (unit_g * unit_ref).sum(-1, keepdim=True)
+    # ‖unit_ref‖² >= 1 for a non-zero ref (its largest entry is >= 1); the clamp only touches a zero
+    # ref, whose dot product and so correction are 0. eps/b² as eps/b/b: b² can underflow to 0.
+    squared_norm = ((unit_ref * unit_ref).sum(-1, keepdim=True) + eps / ref_scale / ref_scale).clamp_min(1)
+    correction = dot.clamp(max=0) / squared_norm * unit_ref * g_scale
+    return (g.to(correction.dtype) - correction).to(g.dtype)

@@ -28,6 +28,10 @@ from modbal_lib.utils import progress, seed_everything, select_device
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
+class NonFiniteError(FloatingPointError):
+    """A loss or a gradient became inf or NaN during training (raised at the first such step)."""
+
+
 @dataclass
 class TrainResult:
     model: LateFusion
@@ -100,10 +104,12 @@ def train(
 ) -> TrainResult:
     """Train a late-fusion model on ``features`` with ``method`` (a Strategy or a registered name).
 
-    Same seed and device give identical numbers. ``amp`` (default: on for CUDA) runs forward
-    passes in bfloat16 autocast. ``record=False`` skips the per-iteration history. On a CPU,
-    training runs with ``cpu_threads`` torch threads (see ``modbal_lib.utils.cpu_threads``; ``None``
-    keeps torch's setting).
+    Same seed and device give identical numbers; the seed also seeds the method's own random draws
+    (``Strategy.setup``). ``amp`` (default: on for CUDA) runs forward passes in bfloat16 autocast.
+    ``record=False`` skips the per-iteration history. The first step whose losses or gradients are
+    not finite stops training with a ``NonFiniteError`` naming the method, epoch, iteration and the
+    losses or parameters concerned (nothing is returned). On a CPU, training runs with
+    ``cpu_threads`` torch threads (see ``modbal_lib.utils.cpu_threads``; ``None`` keeps torch's setting).
     """
     from modbal_lib.methods import make
 
@@ -126,7 +132,7 @@ def train(
             fusion=fusion,
             unimodal_heads=strategy.unimodal_heads,
         ).to(device)
-        strategy.setup(model, features, lr)
+        strategy.setup(model, features, lr, seed=seed)
         opt = make_optimizer(strategy.param_groups(model, lr), optimizer, lr, weight_decay, momentum)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -140,6 +146,26 @@ def train(
                   weight_decay=weight_decay, momentum=momentum, hidden=hidden, fusion=fusion, seed=seed,
                   device=str(device), amp=amp, **method_options)
     return TrainResult(model, strategy, history, step_seconds, peak, config)
+
+
+def _all_finite(model: LateFusion, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Are the step's losses and every gradient of the model finite: one bool tensor (no host sync)."""
+    values = [loss.detach().reshape(-1) for loss in losses.values()]
+    values += [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
+    return torch.cat(values).isfinite().all()
+
+
+def _non_finite_message(model, strategy, losses, epoch, epochs, iteration) -> str:
+    """Which losses and which parameters' gradients are not finite, in one line (after ``_all_finite`` failed)."""
+    what = [f"loss {name!r} = {float(loss.detach().float())}" for name, loss in losses.items()
+            if not bool(loss.detach().isfinite().all())]
+    bad_grads = [name for name, p in model.named_parameters()
+                 if p.grad is not None and not bool(p.grad.isfinite().all())]
+    if bad_grads:
+        what.append(f"gradient of {', '.join(bad_grads)}")
+    return (f"training {strategy.name!r} stopped at epoch {epoch} (of epochs 0..{epochs - 1}), iteration {iteration} "
+            f"(counted from 0 over the run): non-finite {'; '.join(what)}. "
+            "Check the features for inf/NaN and try a smaller learning rate.")
 
 
 def _fit(model, strategy, opt, inputs, labels, task, epochs, batch_size, generator, autocast, record, show_progress):
@@ -174,6 +200,8 @@ def _fit(model, strategy, opt, inputs, labels, task, epochs, batch_size, generat
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             step_seconds.append(time.perf_counter() - began)
+            if not bool(_all_finite(model, losses)):  # the check's one host sync per step
+                raise NonFiniteError(_non_finite_message(model, strategy, losses, epoch, epochs, iteration))
 
             if record:
                 row = {"loss": float(sum(v.detach().float() for v in losses.values()))}

@@ -269,7 +269,7 @@ class BalGrad(Strategy):
         self.projection = projection
         self.detach_target = detach_target
 
-    def setup(self, model: LateFusion, features: FeatureSet, lr: float) -> None:
+    def setup(self, model: LateFusion, features: FeatureSet, lr: float, seed: int = 0) -> None:
         if len(model.modalities) < 2:
             raise ValueError(f"BalGrad needs at least two modalities, the model has {model.modalities}")
         class_distribution_logits(features.task, torch.zeros(1))  # fails early on regression
@@ -319,7 +319,8 @@ class BalGrad(Strategy):
 
         n = len(branches)
         g_task, g_kl = grads.flatten(task_grads[:n]), grads.flatten(kl_grads[:n])
-        scalars = {"cos_task_kl": grads.cosine(g_task, g_kl), "conflict": float(g_task @ g_kl < 0), "kl_scale": scale}
+        cos_task_kl = grads.cosine(g_task, g_kl)  # its sign is that of g_T.g_kl (which can overflow)
+        scalars = {"cos_task_kl": cos_task_kl, "conflict": float(cos_task_kl < 0), "kl_scale": scale}
         scalars.update({f"w_{m}": float(w) for m, w in zip(modalities, weights)})
         if self.projection:
             g_task = self.project(g_task, g_kl, branches)

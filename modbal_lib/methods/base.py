@@ -55,9 +55,10 @@ class Strategy:
     unimodal_heads = False                     # does the model need unimodal heads?
     modalities: tuple[str, ...] | None = None  # which modalities the model sees (None: all)
 
-    def setup(self, model: LateFusion, features: FeatureSet, lr: float) -> None:
+    def setup(self, model: LateFusion, features: FeatureSet, lr: float, seed: int = 0) -> None:
         """Create anything the method needs beside the model (called once, model on its device,
-        with the training features and the base learning rate)."""
+        with the training features, the base learning rate and the training seed, which seeds the
+        method's own random draws: OGM-GE's noise, PCGrad's order)."""
 
     def param_groups(self, model: LateFusion, lr: float) -> list[dict]:
         """Parameter groups for the optimizer (MSLR gives each branch its own learning rate)."""

@@ -290,7 +290,7 @@ class CGGM(Strategy):
         self.classifier_lr = classifier_lr
         self.clip_norm = clip_norm
 
-    def setup(self, model: LateFusion, features: FeatureSet, lr: float) -> None:
+    def setup(self, model: LateFusion, features: FeatureSet, lr: float, seed: int = 0) -> None:
         if len(model.modalities) < 2:
             raise ValueError(f"CGGM balances modalities and needs at least two; the model has {model.modalities}")
         device = next(model.parameters()).device

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from modbal_lib.features import FeatureSet
-from modbal_lib.grads import flatten, loss_grads, project_conflicting, unflatten, write_grads
+from modbal_lib.grads import flatten, loss_grads, project_conflicting, rowwise_cosine, unflatten, write_grads
 from modbal_lib.methods.base import Step, Strategy
 from modbal_lib.models import LateFusion
 
@@ -84,8 +84,8 @@ def adaptive_weights(logits: torch.Tensor, T: float = 1.0) -> torch.Tensor:
     """
     if logits.dim() != 3:
         raise ValueError(f"adaptive_weights: expected logits [batch, modalities, classes], got {tuple(logits.shape)}")
-    if T <= 0:
-        raise ValueError(f"adaptive_weights: temperature T must be positive, got {T}")
+    if not (math.isfinite(T) and T > 0):
+        raise ValueError(f"adaptive_weights: temperature T must be a finite positive number, got {T}")
     confidence = 1 - normalized_entropy(logits.detach())  # [N', M]
     per_sample = torch.softmax(confidence / T, dim=1)  # softmax over modalities
     return per_sample.mean(0)
@@ -137,11 +137,11 @@ VARIANTS = ("feature", "parameter")
 def pair_cosines(grads: Sequence[torch.Tensor], modalities: Sequence[str]) -> dict[str, torch.Tensor]:
     """Row-wise cosine of every pair of modalities' gradients [rows, D]: {"<a>_<b>": [rows]}.
 
-    A row that is zero for either modality has cosine 0 (no conflict).
+    A row that is zero for either modality has cosine 0 (no conflict). Per-sample gradients can be
+    tiny, so the cosine is the scale-safe ``modbal_lib.grads.rowwise_cosine`` (no floor on the norms).
     """
-    tiny = torch.finfo(torch.float32).tiny  # per-sample gradients can be small: no 1e-8 floor on the norms
     return {
-        f"{modalities[i]}_{modalities[j]}": F.cosine_similarity(grads[i].float(), grads[j].float(), dim=-1, eps=tiny)
+        f"{modalities[i]}_{modalities[j]}": rowwise_cosine(grads[i], grads[j])
         for i, j in itertools.combinations(range(len(grads)), 2)
     }
 
@@ -221,8 +221,8 @@ class GOAL(Strategy):
     ):
         if variant not in VARIANTS:
             raise ValueError(f"GOAL: variant must be one of {VARIANTS}, got {variant!r}")
-        if T <= 0:
-            raise ValueError(f"GOAL: temperature T must be positive, got {T}")
+        if not (math.isfinite(T) and T > 0):
+            raise ValueError(f"GOAL: temperature T must be a finite positive number, got {T}")
         self.variant = variant
         self.adaptive_leveraging = adaptive_leveraging
         self.orthogonalize = orthogonalize
@@ -231,7 +231,7 @@ class GOAL(Strategy):
         self.keep_cosines = keep_cosines
         self.cosines: list[dict[str, torch.Tensor]] = []
 
-    def setup(self, model: LateFusion, features: FeatureSet, lr: float) -> None:
+    def setup(self, model: LateFusion, features: FeatureSet, lr: float, seed: int = 0) -> None:
         if len(model.modalities) < 2:
             raise ValueError(f"GOAL needs at least 2 modalities, the model has {model.modalities}")
         if self.adaptive_leveraging and features.task not in ("multiclass", "multilabel"):

@@ -56,7 +56,7 @@ class MSLR(Strategy):
         self.lr_scales = lr_scales
         self.search_epochs = search_epochs
 
-    def setup(self, model: LateFusion, features: FeatureSet, lr: float) -> None:
+    def setup(self, model: LateFusion, features: FeatureSet, lr: float, seed: int = 0) -> None:
         if self.lr_scales is None:
             self.lr_scales = search_learning_rates(features, lr, epochs=self.search_epochs, hidden=model.hidden,
                                                    fusion=model.fusion, device=next(model.parameters()).device)

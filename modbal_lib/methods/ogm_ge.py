@@ -40,13 +40,15 @@ def coefficients(score_a: float, score_b: float, alpha: float) -> tuple[float, f
 
     Equal scores (r = 1): neither modality dominates and both keep k = 1, as Eq. 10 says.
     (The official code's ``else`` branch would slow the second modality in that case.)
-    Scores are positive sums of probabilities; anything else is an error.
+    Scores are positive sums of probabilities; anything else (zero, negative, NaN, inf) is an error.
     """
-    score_a, score_b = float(score_a), float(score_b)
-    if score_a <= 0 or score_b <= 0:
-        raise ValueError(f"coefficients: scores must be positive, got score_a={score_a}, score_b={score_b}")
-    if alpha < 0:
-        raise ValueError(f"coefficients: alpha must be >= 0, got {alpha}")
+    score_a, score_b, alpha = float(score_a), float(score_b), float(alpha)
+    for name, score in (("score_a", score_a), ("score_b", score_b)):
+        if not (math.isfinite(score) and score > 0):
+            raise ValueError(f"coefficients: {name} must be a finite positive number, got {score} "
+                             f"(score_a={score_a}, score_b={score_b})")
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"coefficients: alpha must be a finite number >= 0, got {alpha}")
     ratio_a = score_a / score_b
     ratio_b = score_b / score_a
     if ratio_a > 1:
@@ -91,22 +93,24 @@ class OGMGE(Strategy):
 
     Two modalities and a multiclass task, as in the paper. The official code modulates only
     within an epoch range; here it modulates throughout (set ``alpha=0`` to switch OGM off).
+    ``seed`` seeds the GE noise; None (default) takes the training seed, so every seed of a
+    comparison draws its own noise and the same seed repeats it exactly.
     """
 
     name = "ogm_ge"
 
-    def __init__(self, alpha: float = 0.8, ge: bool = True, seed: int = 0):
+    def __init__(self, alpha: float = 0.8, ge: bool = True, seed: int | None = None):
         self.alpha = alpha
         self.ge = ge
         self.seed = seed
 
-    def setup(self, model: LateFusion, features: FeatureSet, lr: float) -> None:
+    def setup(self, model: LateFusion, features: FeatureSet, lr: float, seed: int = 0) -> None:
         if len(model.modalities) != 2 or features.task != "multiclass":
             raise ValueError(
                 f"OGM-GE needs two modalities and a multiclass task; got {model.modalities} and {features.task!r}"
             )
         device = next(model.parameters()).device
-        self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        self.generator = torch.Generator(device=device).manual_seed(seed if self.seed is None else self.seed)
 
     def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, float]:
         torch.stack(list(losses.values())).sum().backward()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from modbal_lib.grads import flatten, loss_grads, project_conflicting, unflatten, write_grads
+from modbal_lib.features import FeatureSet
+from modbal_lib.grads import cosine, flatten, loss_grads, project_conflicting, unflatten, write_grads
 from modbal_lib.methods.base import Step, Strategy
+from modbal_lib.models import LateFusion
 
 
 def project_tasks(task_grads: list[Tensor], generator: torch.Generator | None = None) -> list[Tensor]:
@@ -27,17 +29,23 @@ def project_tasks(task_grads: list[Tensor], generator: torch.Generator | None = 
 
 
 def conflict_fraction(grads: list[Tensor]) -> float:
-    """Share of unordered pairs of gradients with a negative dot product."""
+    """Share of unordered pairs of gradients with a negative dot product (read from the scale-safe cosine)."""
     pairs = [(i, j) for i in range(len(grads)) for j in range(i + 1, len(grads))]
-    return sum(float(grads[i] @ grads[j] < 0) for i, j in pairs) / max(len(pairs), 1)
+    return sum(float(cosine(grads[i], grads[j]) < 0) for i, j in pairs) / max(len(pairs), 1)
 
 
 class PCGrad(Strategy):
+    """PCGrad over the fused and unimodal losses. ``seed`` seeds the random projection order;
+    None (default) takes the training seed."""
+
     name = "pcgrad"
     unimodal_heads = True
 
-    def __init__(self, seed: int = 0):
-        self.generator = torch.Generator().manual_seed(seed)
+    def __init__(self, seed: int | None = None):
+        self.seed = seed
+
+    def setup(self, model: LateFusion, features: FeatureSet, lr: float, seed: int = 0) -> None:
+        self.generator = torch.Generator().manual_seed(seed if self.seed is None else self.seed)
 
     def backward(self, step: Step, losses: dict[str, Tensor]) -> dict[str, float]:
         shared = [p for m in step.model.modalities for p in step.model.branch_parameters(m)]
