@@ -144,7 +144,9 @@ def check_environment(datasets: tuple[str, ...] = ()) -> list[str]:
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
 
-    The temporary name keeps ``target``'s suffix, so writers that append one (``np.savez``) behave.
+    The temporary name keeps ``target``'s suffix, so writers that append one (``np.savez``) behave,
+    and holds the writer's process id, ``.<name>.<pid>.<random>.tmp<suffix>``, so that a temporary
+    left by a killed process can be told from one still being written (``cache.remove_stale_temporaries``).
 
     Nothing half-written is ever left at ``target``::
 
@@ -153,7 +155,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.",
+                                suffix=f".tmp{target.suffix}")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
