@@ -3,7 +3,7 @@
 Writes into ``DIR``: ``results.json`` (schema in the README; plus, per method, the per-seed
 tables ``runs``, the median step time ``step_ms`` and the ``loss_curves`` of the figure);
 ``results.md`` and ``results.csv``, a table in BalGrad's Table 1 layout (rows Full / each modality
-impaired / Avg / DeltaGap, for missing and noisy; one column per method; mean ± std over seeds;
+impaired / Avg / DeltaGap, for missing and noisy; one column per method; mean ± sample SD over seeds;
 best and second best marked — best is the highest accuracy / F1 / AUROC, the lowest MAE, the
 lowest DeltaGap), with a cost table in results.md; ``missing_ratio.png`` (BalGrad Fig. 4) and
 ``loss_curves.png`` (``modbal_lib.plots``). The step-time ratio is each method's median training
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modbal_lib import plots, presets, report
+from modbal_lib import plots, presets, stats
 from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Experiment, check_comparison, compare
 from modbal_lib.metrics import higher_is_better
@@ -33,77 +33,44 @@ from modbal_lib.utils import atomic_path
 DEFAULT_EPOCHS = {"emoji": 40, "seesaw": 30}
 
 
-def mean_std(values: list[float]) -> dict[str, float]:
-    """{"mean", "std"} over seeds (population std), as results.json stores them."""
-    return dict(zip(("mean", "std"), report.mean_std(values)))
+def summary_entry(values: list[float]) -> dict:
+    """{"mean", "sd", "n"} over seeds (``stats.summarize``: sample SD), as results.json stores them."""
+    return stats.summarize(values)._asdict()
 
 
 def summarise(tables: list[ImpairmentTable]) -> dict:
-    """Mean ± std over seeds of every entry of the protocol table."""
+    """Mean ± sample SD over seeds of every entry of the protocol table."""
     dicts = [t.as_dict() for t in tables]
-    summary = {"metric": dicts[0]["metric"], "full": mean_std([d["full"] for d in dicts])}
+    summary = {"metric": dicts[0]["metric"], "full": summary_entry([d["full"] for d in dicts])}
     for kind in ("missing", "noisy"):
-        summary[kind] = {key: mean_std([d[kind][key] for d in dicts]) for key in dicts[0][kind]}
+        summary[kind] = {key: summary_entry([d[kind][key] for d in dicts]) for key in dicts[0][kind]}
     summary["ratio_sweep"] = {
-        m: {r: mean_std([d["ratio_sweep"][m][r] for d in dicts]) for r in sweep}
+        m: {r: summary_entry([d["ratio_sweep"][m][r] for d in dicts]) for r in sweep}
         for m, sweep in dicts[0]["ratio_sweep"].items()
     }
     return summary
 
 
-def table_rows(modalities: list[str]) -> list[tuple[str, tuple[str, ...]]]:
-    """(label, path into one method's results) of every row of BalGrad's Table 1."""
-    rows = [("Full", ("full",))]
-    for kind in ("missing", "noisy"):
-        rows += [(f"{kind} {m}", (kind, m)) for m in modalities]
-        rows += [(f"{kind} Avg", (kind, "avg")), (f"{kind} DeltaGap", (kind, "delta_gap"))]
-    return rows
-
-
-def lookup(method_results: dict, path: tuple[str, ...]) -> dict:
-    """The {"mean", "std"} entry at ``path``, e.g. ("missing", "image")."""
-    for key in path:
-        method_results = method_results[key]
-    return method_results
-
-
-def ranks(results: dict, path: tuple[str, ...]) -> dict[str, int]:
-    """Each method's rank on one row (1 = best; ties share a rank). Best is the highest score for
-    accuracy, F1 and AUROC, the lowest for MAE, and always the lowest DeltaGap."""
-    lower_is_better = path[-1] == "delta_gap" or not higher_is_better(results["metric"])
-    sign = 1 if lower_is_better else -1
-    keys = {m: sign * lookup(r, path)["mean"] for m, r in results["methods"].items()}
-    return {m: 1 + sum(other < key for other in keys.values()) for m, key in keys.items()}
-
-
-def _cell(entry: dict, rank: int) -> str:
-    """"61.20 ± 1.10", **bold** when best, _italic_ when second best."""
-    text = f"{entry['mean']:.2f} ± {entry['std']:.2f}"
-    return f"**{text}**" if rank == 1 else f"_{text}_" if rank == 2 else text
-
-
-def markdown_table(results: dict) -> str:
-    """BalGrad Table 1 layout: one column per method, mean ± std over seeds, best **bold**, second _italic_."""
-    methods = list(results["methods"])
-    lines = [f"| {results['metric']} | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
-    for label, path in table_rows(results["modalities"]):
-        rank = ranks(results, path)
-        cells = [_cell(lookup(results["methods"][m], path), rank[m]) for m in methods]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def method_tables(results: dict) -> dict[str, list[ImpairmentTable]]:
+    """Each method's per-seed protocol tables, read back from results.json (the same objects a
+    chapter's ``compare`` runs hold: ``ImpairmentTable.missing_delta_gap`` and friends work on both)."""
+    return {method: [ImpairmentTable.from_dict(run) for run in entry["runs"]]
+            for method, entry in results["methods"].items()}
 
 
 def csv_table(results: dict) -> str:
-    """Table 1 as CSV: a row per Table 1 row; per method its mean, std and rank (1 = best)."""
+    """Table 1 as CSV: a row per Table 1 row; per method its mean, sample SD, n and rank (1 = best)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    methods = list(results["methods"])
-    writer.writerow([results["metric"]] + [f"{m} {column}" for m in methods for column in ("mean", "std", "rank")])
-    for label, path in table_rows(results["modalities"]):
-        rank = ranks(results, path)
-        entries = [lookup(results["methods"][m], path) for m in methods]
-        writer.writerow([label] + [value for m, e in zip(methods, entries)
-                                   for value in (f"{e['mean']:.4f}", f"{e['std']:.4f}", rank[m])])
+    summaries = stats.table1_summaries(method_tables(results))
+    methods = list(summaries)
+    writer.writerow([results["metric"]] + [f"{m} {column}" for m in methods for column in ("mean", "sd", "n", "rank")])
+    for index, (row, _) in enumerate(summaries[methods[0]]):
+        cells = {m: summaries[m][index][1] for m in methods}
+        lower = row.endswith("DeltaGap") or not higher_is_better(results["metric"])
+        rank = stats.ranks({m: cell.mean for m, cell in cells.items()}, lower)
+        writer.writerow([row] + [value for m in methods
+                                 for value in (f"{cells[m].mean:.4f}", f"{cells[m].sd:.4f}", cells[m].n, rank[m])])
     return buffer.getvalue()
 
 
@@ -119,7 +86,7 @@ def cost_table(results: dict) -> str:
 def loss_curves(method_runs: list, points: int = 60) -> dict[str, dict[str, list[float]]]:
     """Each modality's own loss ``loss_uni_<m>`` over training, for the figure: every seed's series
     averaged over ``points`` equal runs of iterations (a running mean that also thins it), then
-    mean ± std over seeds per point; x in epochs (the middle of each run of iterations)."""
+    mean ± sample SD over seeds per point; x in epochs (the middle of each run of iterations)."""
     history = method_runs[0].result.history
     iterations = len(history["loss"])
     per_epoch = iterations / method_runs[0].result.config["epochs"]
@@ -128,13 +95,15 @@ def loss_curves(method_runs: list, points: int = 60) -> dict[str, dict[str, list
     curves = {}
     for key in (k for k in history if k.startswith("loss_uni_")):
         seeds = np.array([[np.mean(np.asarray(run.result.history[key])[chunk]) for chunk in chunks] for run in method_runs])
-        curves[key.removeprefix("loss_uni_")] = {"epoch": epochs, "mean": seeds.mean(0).tolist(), "std": seeds.std(0).tolist()}
+        points = [stats.summarize(column) for column in seeds.T]
+        curves[key.removeprefix("loss_uni_")] = {"epoch": epochs, "mean": [p.mean for p in points],
+                                                 "sd": [p.sd for p in points]}
     return curves
 
 
 def results_markdown(results: dict) -> str:
-    """results.md: Table 1, then the cost table."""
-    return markdown_table(results) + "\n" + cost_table(results)
+    """results.md: Table 1 (``stats.table1``), then the cost table."""
+    return stats.table1(method_tables(results)) + "\n" + cost_table(results)
 
 
 def method_entry(method_runs: list, joint_step: float) -> dict:

@@ -118,7 +118,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from modbal_lib.bench_report import write
+    from modbal_lib.report import write
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     report = write(
@@ -144,6 +144,11 @@ def _features(args: argparse.Namespace) -> int:
     if args.precision:
         os.environ["MODBAL_PRECISION"] = args.precision
     try:
+        how = Extraction(batch_size=args.batch_size, workers=args.workers, chunk_rows=args.chunk_rows)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
         records = precompute(
             args.dataset,
             tuple(split.strip() for split in args.splits.split(",") if split.strip()),
@@ -151,23 +156,28 @@ def _features(args: argparse.Namespace) -> int:
             impairments=args.impairments,
             seeds=tuple(range(args.seeds)),
             device=args.device,
-            how=Extraction(batch_size=args.batch_size, workers=args.workers, chunk_rows=args.chunk_rows),
+            how=how,
             **{k: _literal(v) for k, v in _parse_pairs(args.dataset_options).items()},
         )
-    except (DatasetFileError, ImportError) as error:
-        print(f"error: {error}\n(finished chunks are kept: the same command resumes)", file=sys.stderr)
+    except (DatasetFileError, ImportError) as error:  # rerunning cannot help until the file or package is fixed
+        print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: finished chunks and feature sets are kept; the same command resumes", file=sys.stderr)
+        return 130
     for record in records:
         if record["impairment"] is not None:
             continue
         line = f"{args.dataset} {record['split']:5s} {record['modality']}: {record['encoder']} {list(record['shape'])} "
         line += record["status"]
-        if record["status"] == "extracted":
+        if record["status"] in ("extracted", "rebuilt"):
             line += f" in {record['seconds']:.1f} s ({record['shape'][0] / record['seconds']:.0f}/s)"
+        elif record["status"] == "resumed":
+            line += f" from the chunks an earlier run saved, in {record['seconds']:.1f} s"
         same = (record["split"], record["modality"])
         impaired = [r for r in records if r["impairment"] and (r["split"], r["modality"]) == same]
         if impaired:
-            extracted = sum(r["status"] == "extracted" for r in impaired)
+            extracted = sum(r["status"] in ("extracted", "resumed", "rebuilt") for r in impaired)
             line += f"; + {len(impaired)} impaired test sets ({extracted} extracted)"
         print(line)
     print(f"feature cache: {cache_dir() / 'features'}")
@@ -239,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     features.add_argument("--batch-size", type=_at_least(1), default=64, help="inputs per network call")
     features.add_argument("--workers", type=_at_least(0), default=min(4, os.cpu_count() or 1),
                           help="DataLoader processes reading image/audio/video files (0: in this process)")
-    features.add_argument("--chunk-rows", type=int, default=4096, help="rows per resumable chunk")
+    features.add_argument("--chunk-rows", type=_at_least(1), default=256,  # Extraction's default
+                          help="rows per resumable chunk, a multiple of --batch-size (default 256)")
     features.add_argument("--device", help="cpu, cuda, ... (default: CUDA when present)")
     features.add_argument("--precision", choices=["fp16", "bf16", "fp32"],
                           help="autocast on CUDA (default fp16); sets MODBAL_PRECISION: run bench with the same value")

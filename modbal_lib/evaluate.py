@@ -86,6 +86,7 @@ class ImpairmentTable:
         return rows
 
     def as_dict(self) -> dict:
+        """The table as JSON values (results.json); ``from_dict`` reads it back."""
         return {
             "metric": self.metric,
             "full": self.full,
@@ -94,6 +95,17 @@ class ImpairmentTable:
             "ratio_sweep": {m: {str(r): v for r, v in sweep.items()} for m, sweep in self.ratio_sweep.items()},
             "negative_transfer": self.negative_transfer,
         }
+
+    @classmethod
+    def from_dict(cls, entry: dict) -> "ImpairmentTable":
+        """The table ``as_dict`` wrote (Avg, DeltaGap and negative transfer are recomputed, not read):
+        ``ImpairmentTable.from_dict(t.as_dict()) == t``."""
+        def scores(kind: str) -> dict[str, float]:
+            return {m: float(v) for m, v in entry[kind].items() if m not in ("avg", "delta_gap")}
+
+        return cls(metric=entry["metric"], full=float(entry["full"]), missing=scores("missing"), noisy=scores("noisy"),
+                   ratio_sweep={m: {float(r): float(v) for r, v in sweep.items()}
+                                for m, sweep in entry.get("ratio_sweep", {}).items()})
 
 
 def evaluate(

@@ -20,7 +20,6 @@ import numpy as np
 from modbal_lib.evaluate import ImpairmentTable, evaluate
 from modbal_lib.features import FeatureSet, load_features
 from modbal_lib.methods import make, option_hints, strategy_class
-from modbal_lib.report import mean_std
 from modbal_lib import train as training
 from modbal_lib.train import TrainResult, train
 from modbal_lib.utils import parse_bool, progress, select_device
@@ -52,7 +51,7 @@ class Experiment:
         return functools.partial(self.features, "test")
 
 
-TRAIN_OPTIONS_NOT_SETTABLE = ("features", "method", "seed", "record", "show_progress")
+TRAIN_OPTIONS_NOT_SETTABLE = ("features", "method", "seed", "show_progress")  # compare sets these
 
 
 def train_option_hints() -> dict[str, object]:
@@ -192,22 +191,6 @@ def compare(
     return runs
 
 
-def over_seeds(runs: list[Run], pick) -> tuple[float, float]:
-    """Mean and std over seeds of ``pick(run)``, e.g. ``over_seeds(runs, lambda r: r.table.missing_delta_gap)``."""
-    return mean_std(pick(run) for run in runs)
-
-
 def history_mean(run: Run, key: str) -> float:
     """Mean over training of one recorded series (e.g. BalGrad's ``conflict`` -> the conflict fraction)."""
     return float(np.mean(run.result.history[key]))
-
-
-def paired(runs: dict[str, list[Run]], label: str, reference: str, pick) -> tuple[float, float, str]:
-    """Seed-by-seed differences ``pick(run of label) − pick(run of reference)`` (the runs of ``compare``,
-    same seeds in the same order): their mean, std and a rough verdict, "beyond seed noise" when the
-    mean exceeds two standard errors (std / sqrt(n − 1)), else "within seed noise". With two or three
-    seeds read "beyond" as "worth a closer look" and "within" as "this run cannot tell"."""
-    differences = [pick(a) - pick(b) for a, b in zip(runs[label], runs[reference], strict=True)]
-    mean, std = mean_std(differences)
-    beyond = len(differences) >= 2 and abs(mean) > 2 * std / math.sqrt(len(differences) - 1)
-    return mean, std, "beyond seed noise" if beyond else "within seed noise"

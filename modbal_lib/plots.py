@@ -2,7 +2,7 @@
 
 * ``missing_ratio_figure`` — BalGrad's Fig. 4: the score as one modality goes missing for a growing
   share r of the test samples (r = 0 is Full, r = 1 the modality missing everywhere), one panel per
-  impaired modality, one line per method, mean ± std over seeds as a band. A method whose line
+  impaired modality, one line per method, mean ± sample SD over seeds as a band. A method whose line
   falls steeply in one panel and stays flat in the other leans on the first modality.
 * ``loss_curve_figure`` — each modality's own loss ``loss_uni_<m>`` during training (from the
   unimodal heads, or the modality's additive share of the fused logits), one panel per method: the
@@ -27,18 +27,18 @@ def _style(number: int) -> dict:
 
 
 def ratio_curve(method_results: dict, modality: str) -> tuple[list[float], list[float], list[float]]:
-    """(ratios, means, stds) of one method with ``modality`` missing for a share r of the samples,
+    """(ratios, means, SDs) of one method with ``modality`` missing for a share r of the samples,
     from r = 0 (the Full score) through the sweep to r = 1 (the "missing" row of Table 1)."""
     sweep = sorted((float(r), entry) for r, entry in method_results["ratio_sweep"][modality].items())
     points = [(0.0, method_results["full"]), *sweep, (1.0, method_results["missing"][modality])]
-    return [r for r, _ in points], [e["mean"] for _, e in points], [e["std"] for _, e in points]
+    return [r for r, _ in points], [e["mean"] for _, e in points], [e["sd"] for _, e in points]
 
 
-def _band(axis, x, means, stds, label, style) -> None:
-    """A mean line with a shaded mean ± std band."""
+def _band(axis, x, means, sds, label, style) -> None:
+    """A mean line with a shaded mean ± SD band."""
     axis.plot(x, means, label=label, **style)
-    low = [m - s for m, s in zip(means, stds)]
-    high = [m + s for m, s in zip(means, stds)]
+    low = [m - s for m, s in zip(means, sds)]
+    high = [m + s for m, s in zip(means, sds)]
     axis.fill_between(x, low, high, color=style["color"], alpha=0.15, linewidth=0)
 
 
@@ -55,12 +55,12 @@ def missing_ratio_figure(results: dict) -> Figure:
         axis.grid(alpha=0.3)
     axes[0].set_ylabel(results["metric"])
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize="small")
-    figure.suptitle(f"{results['dataset']}: score as one modality goes missing (mean ± std over {len(results['seeds'])} seeds)")
+    figure.suptitle(f"{results['dataset']}: score as one modality goes missing (mean ± sample SD, n = {len(results['seeds'])} seeds)")
     return figure
 
 
 def loss_curve_figure(results: dict) -> Figure:
-    """Each modality's own loss over training, one panel per method (mean ± std over seeds)."""
+    """Each modality's own loss over training, one panel per method (mean ± sample SD over seeds)."""
     methods, modalities = list(results["methods"]), results["modalities"]
     columns = min(4, len(methods))
     rows = math.ceil(len(methods) / columns)
@@ -71,7 +71,7 @@ def loss_curve_figure(results: dict) -> Figure:
         for number, modality in enumerate(modalities):
             if modality in curves:
                 curve = curves[modality]
-                _band(axis, curve["epoch"], curve["mean"], curve["std"], modality, _style(number))
+                _band(axis, curve["epoch"], curve["mean"], curve["sd"], modality, _style(number))
         axis.set_title(method, fontsize="medium")
         axis.grid(alpha=0.3)
     for axis in axes[len(methods):]:
@@ -84,7 +84,7 @@ def loss_curve_figure(results: dict) -> Figure:
     handles = [axis.get_legend_handles_labels() for axis in axes[: len(methods)]]
     handles, labels = max(handles, key=lambda pair: len(pair[1]))  # a panel showing every modality
     figure.legend(handles, labels, loc="outside right upper", title="modality")
-    figure.suptitle(f"{results['dataset']}: each modality's own training loss (mean ± std over {len(results['seeds'])} seeds)")
+    figure.suptitle(f"{results['dataset']}: each modality's own training loss (mean ± sample SD, n = {len(results['seeds'])} seeds)")
     return figure
 
 

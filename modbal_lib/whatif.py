@@ -32,7 +32,7 @@ from modbal_lib.methods.balgrad import SCHEDULE_UNITS
 from modbal_lib.methods.cggm import VARIANTS as CGGM_VARIANTS
 from modbal_lib.features import load_features
 from modbal_lib.models import FUSIONS
-from modbal_lib.sweeps import halfway_iteration
+from modbal_lib.dominance import halfway_iteration
 from modbal_lib.theory import classifier_split, cross_term, loglog_slope, proposition1_check
 from modbal_lib.train import train
 
@@ -144,7 +144,7 @@ def seesaw_lab(easy_coarse: float = 4.0, hard_fine: float = 2.0, hard_coarse: fl
     unimodal model's accuracy), and the joint model's Full accuracy. ``numbers``: ``knobs`` (all
     SeeSaw knobs used), ``full``, ``missing`` {m: accuracy with m missing}, ``delta_gap``, ``ceiling``
     {m: unimodal accuracy}, ``shortfall`` {m: ceiling[m] minus the joint accuracy with only m left:
-    what the joint model failed to learn from m}, ``halfway`` {m: ``sweeps.halfway_iteration`` of m's
+    what the joint model failed to learn from m}, ``halfway`` {m: ``dominance.halfway_iteration`` of m's
     loss, None if it did not fall} and ``curves`` {``loss_uni_<m>``, ``acc_uni_<m>`` (percent): the
     smoothed curves as numpy arrays}.
     """

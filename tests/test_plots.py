@@ -8,7 +8,7 @@ METHODS = ["joint", "ogm_ge", "unimodal_easy"]
 
 
 def entry(mean, std=1.0):
-    return {"mean": mean, "std": std}
+    return {"mean": mean, "sd": std, "n": 3}
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def results():
     """A results.json-shaped dict with distinct, known numbers (sweep keys deliberately unsorted)."""
     methods = {}
     for offset, method in enumerate(METHODS):
-        curves = {m: {"epoch": [0.5, 1.0, 1.5, 2.0], "mean": [1.0 + offset, 0.8, 0.6 - i, 0.5 - i], "std": [0.1] * 4}
+        curves = {m: {"epoch": [0.5, 1.0, 1.5, 2.0], "mean": [1.0 + offset, 0.8, 0.6 - i, 0.5 - i], "sd": [0.1] * 4}
                   for i, m in enumerate(["easy", "hard"])}
         methods[method] = {
             "full": entry(90.0 - offset, 0.5),

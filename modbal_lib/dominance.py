@@ -8,6 +8,9 @@ modality dominates on average and on each seed, and how large the gap is (DeltaG
 How "missing" is encoded is itself a setting: a blank raw input ("black" or "white" picture, the
 empty text) goes through the frozen encoder, whereas a *zero feature vector* replaces the
 encoder's output (``zero_vector_source``), as if the modality had been dropped after encoding.
+
+How fast a modality is learned — the kit's one measure of "learning speed", used by chapters 1
+and 2 — is ``halfway_iteration``: the iteration at which its loss has made half of its drop.
 """
 
 from __future__ import annotations
@@ -114,35 +117,30 @@ class Dominance:
         return [table.missing_delta_gap for table in self.tables]
 
 
-def halving_iteration(curve, fraction: float = 0.5) -> int | None:
-    """First iteration at which a loss curve is at or below ``fraction`` of its first value (None: never).
+def halfway_iteration(curve, smooth: int = 10) -> int | None:
+    """How fast a loss curve falls — the kit's one measure of a modality's learning speed: the first
+    iteration at which the (running-mean smoothed) curve has made half of its drop.
 
-    A one-number summary of "how fast does this modality learn" for BalGrad's Fig. 2b pattern.
+    With s the curve smoothed over ``smooth`` iterations, the drop runs from s[0] to s[-1]; the
+    answer is the first i with s[i] <= (s[0] + s[-1]) / 2, counted in iterations of the raw curve
+    (the window's last iteration). For a curve e^{-i/τ} falling to ~0 it is about τ ln 2.
+    ``None`` when the smoothed curve does not fall at all (nothing was learned). Chapters 1 and 2.
     """
     values = np.asarray(curve, dtype=float)
-    if values.size == 0:
-        raise ValueError("halving_iteration: empty curve")
-    below = np.flatnonzero(values <= fraction * values[0])
-    return int(below[0]) if below.size else None
+    if smooth < 1 or len(values) < smooth + 1:
+        raise ValueError(f"halfway_iteration: need smooth >= 1 and more than {smooth} values, got {len(values)}")
+    smoothed = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
+    if not smoothed[-1] < smoothed[0]:
+        return None
+    half = (smoothed[0] + smoothed[-1]) / 2
+    return int(np.argmax(smoothed <= half)) + smooth - 1
 
 
-def learns_first(curves: dict[str, list[float]], fraction: float = 0.5) -> str | None:
-    """The modality whose loss curve first falls to ``fraction`` of its start (None: none does).
+def learns_first(curves: dict[str, list[float]], smooth: int = 10) -> str | None:
+    """The modality whose loss curve first makes half of its drop (``halfway_iteration``; None: none falls).
 
     ``curves``: modality -> its loss over training; ties go to the first modality given.
     """
-    reached = {m: halving_iteration(curve, fraction) for m, curve in curves.items()}
+    reached = {m: halfway_iteration(curve, smooth) for m, curve in curves.items()}
     reached = {m: iteration for m, iteration in reached.items() if iteration is not None}
     return min(reached, key=reached.get) if reached else None
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table (a "|" inside a cell is escaped); every row must have as many cells as ``header``."""
-    for row in rows:
-        if len(row) != len(header):
-            raise ValueError(f"markdown_table: row {row} has {len(row)} cells, the header has {len(header)}")
-
-    def line(cells) -> str:
-        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
-
-    return "\n".join([line(header), "|" + "---|" * len(header)] + [line(row) for row in rows])

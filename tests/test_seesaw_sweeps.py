@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from modbal_lib.sweeps import halfway_iteration, linear_probes, part_accuracies, part_labels, signal_sweep
+from modbal_lib.seesaw_sweeps import linear_probes, part_accuracies, part_labels, signal_sweep
 
 
 def test_linear_probes_measure_what_each_modality_can_tell():
@@ -34,17 +34,6 @@ def test_part_labels_and_accuracies_split_group_and_class_within_group():
     assert part_accuracies(logits, labels, 4) == {"group": 50.0, "fine": 75.0, "class": 25.0}
 
 
-def test_halfway_iteration_of_an_exponential_is_its_half_life():
-    iterations = np.arange(2000)
-    assert halfway_iteration(np.exp(-iterations / 100), smooth=1) == int(np.ceil(100 * np.log(2)))
-    # smoothing delays the answer by less than the window
-    smoothed = halfway_iteration(np.exp(-iterations / 100), smooth=10)
-    assert 69 <= smoothed <= 69 + 10
-    fast, slow = np.exp(-iterations / 30), np.exp(-iterations / 300)
-    assert halfway_iteration(fast) < halfway_iteration(slow)
-    assert halfway_iteration(1 - np.exp(-iterations / 100)) is None  # a rising curve learned nothing
-    with pytest.raises(ValueError, match="more than 10 values"):
-        halfway_iteration([3.0, 2.0])
 
 
 def test_signal_sweep_a_louder_easy_modality_is_learned_instead_of_hard():

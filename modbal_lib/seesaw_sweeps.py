@@ -8,8 +8,7 @@ learned, and how a jointly trained model splits the work as one knob of the data
   modality is, whatever a network would make of it.
 - ``part_accuracies``: a multiclass prediction split into its two parts, the group
   :math:`\lfloor y / C \rfloor` and the class within the group :math:`y \bmod C`.
-- ``halfway_iteration``: how fast a loss curve falls (the iteration at which it has made half of
-  its total drop), to compare how *fast* each modality is learned.
+- how *fast* each modality is learned is ``dominance.halfway_iteration`` (the kit's one measure).
 - ``signal_sweep``: ``experiments.compare`` repeated over the values of one knob of one modality
   (e.g. ``easy``'s ``coarse``), keeping per value and seed the unimodal ceilings and the joint
   model's Full and missing-modality scores.
@@ -26,7 +25,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from modbal_lib.data import load, seesaw
 from modbal_lib.experiments import Experiment, Run, compare
-from modbal_lib.report import mean_std
+from modbal_lib.stats import summarize
 
 PROBE_TARGETS = ("group", "fine", "class")
 
@@ -72,24 +71,6 @@ def part_accuracies(logits: torch.Tensor, labels: torch.Tensor, classes_per_grou
     return {part: 100 * float(np.mean(predicted[part] == true[part])) for part in PROBE_TARGETS}
 
 
-def halfway_iteration(curve, smooth: int = 10) -> int | None:
-    """First iteration at which a (running-mean smoothed) loss curve has made half of its drop.
-
-    With s the curve smoothed over ``smooth`` iterations, the drop runs from s[0] to s[-1]; the
-    answer is the first i with s[i] <= (s[0] + s[-1]) / 2, counted in iterations of the raw curve
-    (the window's last iteration). For a curve e^{-i/τ} falling to ~0 it is about τ ln 2.
-    ``None`` when the smoothed curve does not fall at all (nothing was learned).
-    """
-    values = np.asarray(curve, dtype=float)
-    if smooth < 1 or len(values) < smooth + 1:
-        raise ValueError(f"halfway_iteration: need smooth >= 1 and more than {smooth} values, got {len(values)}")
-    smoothed = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
-    if not smoothed[-1] < smoothed[0]:
-        return None
-    half = (smoothed[0] + smoothed[-1]) / 2
-    return int(np.argmax(smoothed <= half)) + smooth - 1
-
-
 @dataclass
 class SignalSweep:
     """``compare``'s runs at each value of one knob: ``runs[i][method]`` is the list of Runs (one per
@@ -101,9 +82,9 @@ class SignalSweep:
     runs: list[dict[str, list[Run]]]
 
     def series(self, method: str, pick) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std over seeds of ``pick(run)`` at each value, as two arrays."""
-        stats = np.array([mean_std(pick(run) for run in at_value[method]) for at_value in self.runs])
-        return stats[:, 0], stats[:, 1]
+        """Mean and sample SD over seeds (``stats.summarize``) of ``pick(run)`` at each value, as two arrays."""
+        summaries = [summarize(at_value[method], pick) for at_value in self.runs]
+        return np.array([s.mean for s in summaries]), np.array([s.sd for s in summaries])
 
     def ceiling(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
         """What ``modality`` reaches alone (the unimodal model's Full score) at each value."""

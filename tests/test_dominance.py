@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -5,12 +6,11 @@ from modbal_lib.data.impair import chosen_indices
 from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Run
 from modbal_lib.features import FeatureSet, Impairment
-from modbal_lib.studies import (
+from modbal_lib.dominance import (
     Dominance,
     dominant_modality,
-    halving_iteration,
+    halfway_iteration,
     learns_first,
-    markdown_table,
     rescore_missing,
     zero_vector_source,
 )
@@ -126,25 +126,24 @@ def test_dominance_over_seeds():
         Dominance("empty", [])
 
 
-def test_halving_iteration():
-    assert halving_iteration([4.0, 3.0, 2.5, 2.0, 1.0]) == 3
-    assert halving_iteration([2.0, 1.9, 1.8]) is None
-    assert halving_iteration([2.0, 1.0, 0.4], fraction=0.25) == 2
-    with pytest.raises(ValueError, match="empty"):
-        halving_iteration([])
+def test_halfway_iteration_of_an_exponential_is_its_half_life():
+    iterations = np.arange(2000)
+    assert halfway_iteration(np.exp(-iterations / 100), smooth=1) == int(np.ceil(100 * np.log(2)))
+    # smoothing delays the answer by less than the window
+    smoothed = halfway_iteration(np.exp(-iterations / 100), smooth=10)
+    assert 69 <= smoothed <= 69 + 10
+    fast, slow = np.exp(-iterations / 30), np.exp(-iterations / 300)
+    assert halfway_iteration(fast) < halfway_iteration(slow)
+    assert halfway_iteration(1 - np.exp(-iterations / 100)) is None  # a rising curve learned nothing
+    with pytest.raises(ValueError, match="more than 10 values"):
+        halfway_iteration([3.0, 2.0])
 
 
 def test_learns_first():
     curves = {"image": [2.0, 1.5, 0.9, 0.5], "text": [2.0, 0.9, 0.8, 0.7]}
-    assert learns_first(curves) == "text"
-    assert learns_first({"image": [2.0, 1.5, 0.9], "text": [2.0, 1.8, 1.7]}) == "image"
-    assert learns_first({"image": [2.0, 1.5], "text": [2.0, 1.8]}) is None
-    assert learns_first({"a": [2.0, 1.0], "b": [4.0, 2.0]}) == "a"  # a tie goes to the first
+    assert learns_first(curves, smooth=1) == "text"
+    assert learns_first({"image": [2.0, 1.5, 0.9], "text": [2.0, 2.0, 2.0]}, smooth=1) == "image"  # text never falls
+    assert learns_first({"image": [2.0, 2.0], "text": [2.0, 2.1]}, smooth=1) is None
+    assert learns_first({"a": [2.0, 1.0], "b": [4.0, 2.0]}, smooth=1) == "a"  # a tie goes to the first
 
 
-def test_markdown_table():
-    text = markdown_table(["setting", "dominant"], [["raw", "image"], ["L2", "text"]])
-    assert text.splitlines() == ["| setting | dominant |", "|---|---|", "| raw | image |", "| L2 | text |"]
-    assert markdown_table(["a|b"], [["c"]]).splitlines()[0] == "| a\\|b |"
-    with pytest.raises(ValueError, match="has 1 cells"):
-        markdown_table(["a", "b"], [["x"]])
