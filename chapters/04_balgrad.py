@@ -41,15 +41,14 @@ from IPython.display import Markdown, display
 
 import modbal_lib
 from modbal_lib.plots import gradient_arrows
-from modbal_lib import grads
-from modbal_lib.experiments import compare, history_mean, paired
+from modbal_lib import grads, stats
+from modbal_lib.claims import paper_vs_measured
+from modbal_lib.experiments import compare, history_mean
 from modbal_lib.features import load_features
 from modbal_lib.methods.balgrad import BalGrad, kl_schedule, kl_weights, mutual_kl, project_conflicting
 from modbal_lib.methods.base import Step
 from modbal_lib.metrics import delta_gap
 from modbal_lib.models import LateFusion
-from modbal_lib.report import format_mean_std, mean_std, paper_vs_measured
-from modbal_lib.studies import markdown_table
 
 torch.set_num_threads(1)  # the models of this chapter are tiny: one CPU thread is faster than two
 
@@ -127,7 +126,7 @@ rows = []
 for key, name in names.items():
     norms = [float(grads.flatten(grads.loss_grads(losses[key], params)).norm()) for params in groups.values()]
     rows.append([name, f"{losses[key].item():.3f}"] + [f"{n:.3g}" if n > 0 else "0" for n in norms])
-display(Markdown(markdown_table(["loss", "value"] + [f"‖∇ on {g}‖" for g in groups], rows)))
+display(Markdown(stats.markdown_table(["loss", "value"] + [f"‖∇ on {g}‖" for g in groups], rows)))
 
 # %% [markdown]
 # The task loss reaches both embedding layers and $f_T$; each unimodal CE reaches its own branch and
@@ -251,45 +250,30 @@ ablation = {name: compare(name, ABLATION, SEEDS, method_options=ABLATION_OPTIONS
 modalities = {name: tuple(runs["joint"][0].table.missing) for name, runs in ablation.items()}
 
 
-def protocol_columns(names):
-    """Picks of the protocol table: Full, each modality missing, Avg and DeltaGap of the missing rows."""
-    columns = {"Full": lambda run: run.table.full}
-    columns.update({f"missing {m}": (lambda run, m=m: run.table.missing[m]) for m in names})
-    columns["Avg"] = lambda run: run.table.missing_avg
-    columns["ΔGap"] = lambda run: run.table.missing_delta_gap
-    return columns
-
-
-def seed_table(runs, columns, digits=1):
-    """Markdown: one row per label, one column per pick, mean ± std over seeds."""
-    rows = [[NAMES[label]] + ["{0:.{2}f} ± {1:.{2}f}".format(*mean_std(pick(r) for r in label_runs), digits)
-                              for pick in columns.values()] for label, label_runs in runs.items()]
-    return markdown_table([""] + list(columns), rows)
+def table1(runs, digits=2):
+    """The runs of each label in BalGrad's Table 1 layout (``stats.table1``), a column per label."""
+    return stats.table1({NAMES[label]: [run.table for run in label_runs] for label, label_runs in runs.items()},
+                        digits)
 
 
 for name, runs in ablation.items():
-    display(Markdown(f"**{name}**, {EPOCHS[name]} epochs, mean ± std over seeds {SEEDS} (test accuracy, %)\n\n"
-                     + seed_table(runs, protocol_columns(modalities[name]))))
+    display(Markdown(f"**{name}**, {EPOCHS[name]} epochs, seeds {SEEDS} (test accuracy, %)\n\n" + table1(runs)))
 
 # %% [markdown]
 # Differences between rows are easiest to judge **paired**: same seed, same initialisation and data
-# order, only the switch differs. As a rough rule we call a mean paired difference *beyond seed noise*
-# when it exceeds two standard errors; with two or three seeds read "beyond" as "worth a closer look"
-# and "within" as "this run cannot tell".
+# order, only the switch differs. Each difference below is judged by the kit's one rule
+# (`modbal_lib.stats`, explained in [chapter 0](00_how_to_use.ipynb)).
 
 # %%
-def difference(runs, label, reference, pick, digits=1):
-    mean, std, verdict = paired(runs, label, reference, pick)
-    return f"{mean:+.{digits}f} ± {std:.{digits}f} ({verdict})"
-
-
 full, gap, avg = (lambda run: run.table.full), (lambda run: run.table.missing_delta_gap), (lambda run: run.table.missing_avg)
 STEPS = [("joint_unimodal_heads", "joint"), ("both_off", "joint_unimodal_heads"), ("reweighting", "both_off"),
          ("projection", "both_off"), ("balgrad", "both_off"), ("balgrad", "joint")]
 for name, runs in ablation.items():
-    rows = [[f"{NAMES[label]} − {NAMES[reference]}"] + [difference(runs, label, reference, pick) for pick in (full, avg, gap)]
+    rows = [[f"{NAMES[label]} − {NAMES[reference]}"]
+            + [stats.paired_difference(runs[label], runs[reference], pick).text() for pick in (full, avg, gap)]
             for label, reference in STEPS]
-    display(Markdown(f"**{name}**: paired differences (points)\n\n" + markdown_table(["", "Full", "Avg", "ΔGap"], rows)))
+    display(Markdown(f"**{name}**: paired differences (points)\n\n"
+                     + stats.markdown_table(["", "Full", "Avg", "ΔGap"], rows) + f"\n_{stats.DIFFERENCE_NOTE}._\n"))
 
 # %% [markdown]
 # Read the rows top down: the first adds the unimodal heads (nothing of BalGrad yet), the second the
@@ -297,34 +281,37 @@ for name, runs in ablation.items():
 # method against plain joint training, the comparison the paper's Table 1 makes.
 
 # %%
-def quote(runs, label, pick, digits=1):
-    return format_mean_std([pick(run) for run in runs[label]], digits)
-
-
 emoji, seesaw = ablation["emoji"], ablation["seesaw"]
 missing = {m: (lambda run, m=m: run.table.missing[m]) for m in modalities["emoji"]}
-heads_step, kl_step = paired(emoji, "joint_unimodal_heads", "joint", gap), paired(emoji, "both_off", "joint_unimodal_heads", gap)
-switches = {label: paired(emoji, label, "both_off", gap) for label in ("reweighting", "projection", "balgrad")}
+heads_step = stats.paired_difference(emoji["joint_unimodal_heads"], emoji["joint"], gap)
+kl_step = stats.paired_difference(emoji["both_off"], emoji["joint_unimodal_heads"], gap)
+switches = {label: stats.paired_difference(emoji[label], emoji["both_off"], gap)
+            for label in ("reweighting", "projection", "balgrad")}
+worst_missing = min(stats.summarize(emoji["joint"], missing[m]).mean for m in modalities["emoji"])
 display(Markdown(paper_vs_measured(
     "The baseline collapses when its dominant modality is missing; BalGrad narrows the gap between the two "
     "missing-modality scores (ΔGap), and each of reweighting and projection contributes (Tables 1 and 2).",
     f"UPMC Food-101 (frozen ViT + BERT, linear probing, 20 epochs), baseline: image missing 12.99, text missing "
     f"63.52, so ΔGap {delta_gap(12.99, 63.52):.2f} points; BalGrad reports a smaller ΔGap (Table 1) and credits "
     "both parts in its ablation (Table 2); those rows are not in this kit's reference notes and are not quoted here.",
-    f"emoji, {EMOJI_EPOCHS} epochs: joint: image missing {quote(emoji, 'joint', missing[image])}, text missing "
-    f"{quote(emoji, 'joint', missing[text])}, ΔGap {quote(emoji, 'joint', gap)}; joint + heads ΔGap "
-    f"{quote(emoji, 'joint_unimodal_heads', gap)}; both off {quote(emoji, 'both_off', gap)}; + reweighting "
-    f"{quote(emoji, 'reweighting', gap)}; + projection {quote(emoji, 'projection', gap)}; BalGrad "
-    f"{quote(emoji, 'balgrad', gap)} (image missing {quote(emoji, 'balgrad', missing[image])}, Full "
-    f"{quote(emoji, 'balgrad', full)} vs joint {quote(emoji, 'joint', full)}). SeeSaw, {SEESAW_EPOCHS} epochs: ΔGap "
-    f"joint {quote(seesaw, 'joint', gap)}, BalGrad {quote(seesaw, 'balgrad', gap)}; Avg joint "
-    f"{quote(seesaw, 'joint', avg)}, BalGrad {quote(seesaw, 'balgrad', avg)}.",
-    f"different data and encoders (and a milder bias: our joint model keeps far more without its dominant "
-    f"modality than the paper's 12.99), so only directions compare. On emoji, adding the unimodal heads changes "
-    f"ΔGap by {heads_step[0]:+.1f} ({heads_step[2]}); adding the scheduled KL by {kl_step[0]:+.1f} "
-    f"({kl_step[2]}); on top of that, reweighting {switches['reweighting'][0]:+.1f} ({switches['reweighting'][2]}), "
-    f"projection {switches['projection'][0]:+.1f} ({switches['projection'][2]}), both "
-    f"{switches['balgrad'][0]:+.1f} ({switches['balgrad'][2]}).",
+    f"emoji, {EMOJI_EPOCHS} epochs: joint: image missing {stats.summarize(emoji['joint'], missing[image]).text()}, "
+    f"text missing {stats.summarize(emoji['joint'], missing[text]).text()}, ΔGap "
+    f"{stats.summarize(emoji['joint'], gap).text()}; joint + heads ΔGap "
+    f"{stats.summarize(emoji['joint_unimodal_heads'], gap).text()}; both off "
+    f"{stats.summarize(emoji['both_off'], gap).text()}; + reweighting "
+    f"{stats.summarize(emoji['reweighting'], gap).text()}; + projection "
+    f"{stats.summarize(emoji['projection'], gap).text()}; BalGrad {stats.summarize(emoji['balgrad'], gap).text()} "
+    f"(image missing {stats.summarize(emoji['balgrad'], missing[image]).text()}, Full "
+    f"{stats.summarize(emoji['balgrad'], full).text()} vs joint {stats.summarize(emoji['joint'], full).text()}). "
+    f"SeeSaw, {SEESAW_EPOCHS} epochs: ΔGap joint {stats.summarize(seesaw['joint'], gap).text()}, BalGrad "
+    f"{stats.summarize(seesaw['balgrad'], gap).text()}; Avg joint {stats.summarize(seesaw['joint'], avg).text()}, "
+    f"BalGrad {stats.summarize(seesaw['balgrad'], avg).text()}.",
+    f"different data and encoders (and a {'milder' if worst_missing > 12.99 else 'stronger'} bias: without its "
+    f"dominant modality our joint model keeps {worst_missing:.1f}, its lower missing score, the paper's 12.99), so "
+    f"only directions compare. On emoji, adding the unimodal heads changes "
+    f"ΔGap by {heads_step.text()}; adding the scheduled KL by {kl_step.text()}; on top of that, reweighting "
+    f"{switches['reweighting'].text()}, projection {switches['projection'].text()}, both "
+    f"{switches['balgrad'].text()}.",
 )))
 
 # %% [markdown]
@@ -378,21 +365,25 @@ for name, runs in ablation.items():
     keys.update({f"L_kl^{m}": f"loss_kl_{m}" for m in modalities[name]})
     keys.update({f"W^{m}": f"w_{m}" for m in modalities[name]})
     columns = {column: (lambda run, key=key: last_epoch(run, key, EPOCHS[name])) for column, key in keys.items()}
-    display(Markdown(f"**{name}**, last epoch\n\n" + seed_table({k: runs[k] for k in ("both_off", "reweighting")}, columns, 3)))
+    rows = [[NAMES[label]] + [stats.summarize(runs[label], pick).text(3) for pick in columns.values()]
+            for label in ("both_off", "reweighting")]
+    display(Markdown(f"**{name}**, last epoch, {stats.SD_NOTE}\n\n"
+                     + stats.markdown_table([""] + list(columns), rows)))
 
 # %%
 def loss_gap_line(name):
     runs, (first, second) = ablation[name], modalities[name]
     loss = {m: (lambda run, m=m: last_epoch(run, f"loss_uni_{m}", EPOCHS[name])) for m in (first, second)}
-    lagging = max((first, second), key=lambda m: np.mean([loss[m](run) for run in runs["both_off"]]))
+    lagging = max((first, second), key=lambda m: stats.summarize(runs["both_off"], loss[m]).mean)
     leading = second if lagging == first else first
-    change = {m: paired(runs, "reweighting", "both_off", loss[m]) for m in (first, second)}
-    gap_change = paired(runs, "reweighting", "both_off", lambda run: loss[lagging](run) - loss[leading](run))
-    return (f"{name}: the lagging modality is {lagging} (W^{lagging} over the last epoch "
-            f"{quote(runs, 'reweighting', lambda run: last_epoch(run, f'w_{lagging}', EPOCHS[name]), 2)}); with "
-            f"reweighting its loss changes by {change[lagging][0]:+.3f} ({change[lagging][2]}), the leading "
-            f"{leading}'s by {change[leading][0]:+.3f} ({change[leading][2]}): the gap between the two losses "
-            f"{'narrows' if gap_change[0] < 0 else 'widens'} by {abs(gap_change[0]):.3f} ({gap_change[2]})")
+    change = {m: stats.paired_difference(runs["reweighting"], runs["both_off"], loss[m]) for m in (first, second)}
+    gap_change = stats.paired_difference(runs["reweighting"], runs["both_off"],
+                                         lambda run: loss[lagging](run) - loss[leading](run))
+    weight = stats.summarize(runs["reweighting"], lambda run: last_epoch(run, f"w_{lagging}", EPOCHS[name]))
+    return (f"{name}: the lagging modality is {lagging} (W^{lagging} over the last epoch {weight.text(2)}); with "
+            f"reweighting its loss changes by {change[lagging].text(3)}, the leading {leading}'s by "
+            f"{change[leading].text(3)}; the gap between the two losses (lagging − leading) changes by "
+            f"{gap_change.text(3)} (negative: it narrows)")
 
 
 for name in ablation:
@@ -406,7 +397,7 @@ for name in ablation:
 # as well as the image (chapter 1's unimodal ceilings), so pulling the text head towards the image
 # head cannot by itself close the loss gap; and the image head, released from its pull towards the
 # text, is freer to fit its own labels. Check both expectations against the measured changes printed
-# above, with their seed spread.
+# above: each is a paired difference with its 95 % interval and the kit's verdict.
 #
 # ## 5. The projection and the conflicts (Table 3, Fig. 7 shape)
 #
@@ -418,9 +409,10 @@ for name in ablation:
 conflict_share = lambda run: history_mean(run, "conflict")
 mean_cosine = lambda run: history_mean(run, "cos_task_kl")
 for name, runs in ablation.items():
-    balgrad_runs = {k: runs[k] for k in ("both_off", "reweighting", "projection", "balgrad")}
-    display(Markdown(f"**{name}**, whole run\n\n"
-                     + seed_table(balgrad_runs, {"conflict share": conflict_share, "mean cos(g_T, g_kl)": mean_cosine}, 3)))
+    rows = [[NAMES[label]] + [stats.summarize(runs[label], pick).text(3) for pick in (conflict_share, mean_cosine)]
+            for label in ("both_off", "reweighting", "projection", "balgrad")]
+    display(Markdown(f"**{name}**, whole run, {stats.SD_NOTE}\n\n"
+                     + stats.markdown_table(["", "conflict share", "mean cos(g_T, g_kl)"], rows)))
 
 figure, axes = plt.subplots(1, 2, figsize=(13, 3.6))
 for axis, (name, runs) in zip(axes, ablation.items()):
@@ -529,13 +521,14 @@ def kl_sum(name):
 for name, runs in ablation.items():
     task = lambda run, name=name: last_epoch(run, "loss_task", EPOCHS[name])
     for label, reference in (("projection", "both_off"), ("balgrad", "reweighting")):
-        task_change, kl_change = paired(runs, label, reference, task), paired(runs, label, reference, kl_sum(name))
-        share_change = paired(runs, label, reference, conflict_share)
+        task_change = stats.paired_difference(runs[label], runs[reference], task)
+        kl_change = stats.paired_difference(runs[label], runs[reference], kl_sum(name))
+        share_change = stats.paired_difference(runs[label], runs[reference], conflict_share)
         as_toy = {(True, True): "both signs as in the toy", (True, False): "KL as in the toy, L_T not",
                   (False, True): "L_T as in the toy, KL not", (False, False): "neither sign as in the toy"}
-        print(f"{name:>6}, {NAMES[label]} − {NAMES[reference]}: L_T {task_change[0]:+.4f} ({task_change[2]}), "
-              f"sum of L_kl {kl_change[0]:+.4f} ({kl_change[2]}), conflict share {share_change[0]:+.3f} "
-              f"({share_change[2]}); {as_toy[kl_change[0] < 0, task_change[0] > 0]}")
+        print(f"{name:>6}, {NAMES[label]} − {NAMES[reference]}: L_T {task_change.text(4)}; "
+              f"sum of L_kl {kl_change.text(4)}; conflict share {share_change.text(3)}; "
+              f"{as_toy[kl_change.mean < 0, task_change.mean > 0]} (signs of the means)")
 
 # %% [markdown]
 # The losses are the training-batch values of the last epoch; the unimodal CE losses pull on $h$ too,
@@ -577,19 +570,19 @@ for dataset, (without, with_projection) in PAPER_TABLE_3.items():
           f"the paper reports {with_projection:.2f}")
 
 # %%
-share = {name: {label: [conflict_share(run) for run in runs[label]] for label in ("reweighting", "balgrad")}
+share = {name: {label: stats.summarize(runs[label], conflict_share) for label in ("reweighting", "balgrad")}
          for name, runs in ablation.items()}
-change = {name: paired(runs, "balgrad", "reweighting", conflict_share) for name, runs in ablation.items()}
+change = {name: stats.paired_difference(runs["balgrad"], runs["reweighting"], conflict_share)
+          for name, runs in ablation.items()}
 display(Markdown(paper_vs_measured(
     "The inter-task projection reduces the share of iterations in which the task and KL gradients conflict "
     "(Table 3), and it moves the cosine histogram away from negative values (Fig. 7).",
     "conflict share without → with projection: Food-101 0.66 → 0.36, Hateful Memes 0.78 → 0.32, "
     "MM-IMDb 0.28 → 0.26 (ViT + BERT, 20 epochs).",
     "; ".join(f"{name} ({EPOCHS[name]} epochs), BalGrad without → with projection: "
-              f"{format_mean_std(share[name]['reweighting'], 2)} → {format_mean_std(share[name]['balgrad'], 2)}"
+              f"{share[name]['reweighting'].text(2)} → {share[name]['balgrad'].text(2)}"
               for name in ablation) + " (counted before each step's projection).",
-    "; ".join(f"on {name} the projection changes the conflict share by {change[name][0]:+.3f} ({change[name][2]})"
-              for name in ablation)
+    "; ".join(f"on {name} the projection changes the conflict share by {change[name].text(3)}" for name in ablation)
     + ". Different data and encoders. Counted before the projection, a conflict says where the parameters are, "
     "and the toy above shows a projected descent that stays in conflict at every step; a drop like the paper's "
     f"could also come from counting after the projection (the float32 rounding share is {rounding_share:.2f}).",
@@ -627,12 +620,15 @@ axis.set(xlabel="iteration", ylabel="s(t) (recorded kl_scale)", ylim=(0.7, 1.02)
 axis.legend()
 plt.show()
 
-columns = {**protocol_columns(modalities["emoji"]), "mean s(t)": lambda run: history_mean(run, "kl_scale"),
-           "conflict share": conflict_share}
-display(Markdown(f"**emoji**, BalGrad, mean ± std over seeds {SEEDS}\n\n" + seed_table(schedule, columns, 2)))
+mean_scale = lambda run: history_mean(run, "kl_scale")
+rows = [[NAMES[unit]] + [stats.summarize(runs, pick).text(2) for pick in (mean_scale, conflict_share)]
+        for unit, runs in schedule.items()]
+display(Markdown(f"**emoji**, BalGrad, seeds {SEEDS}\n\n" + table1(schedule) + "\n"
+                 + stats.markdown_table(["", "mean s(t)", "conflict share"], rows) + f"\n_{stats.SD_NOTE}._\n"))
 for unit in ("iteration", "progress"):
-    print(f"{NAMES[unit]} − {NAMES['epoch']}: Full {difference(schedule, unit, 'epoch', full, 2)}, "
-          f"ΔGap {difference(schedule, unit, 'epoch', gap, 2)}")
+    print(f"{NAMES[unit]} − {NAMES['epoch']}: "
+          f"Full {stats.paired_difference(schedule[unit], schedule['epoch'], full).text(2)}; "
+          f"ΔGap {stats.paired_difference(schedule[unit], schedule['epoch'], gap).text(2)}")
 
 # %% [markdown]
 # The unit can only change the KL's weight between $0.75$ and $1$, that is by at most a third, and
@@ -666,10 +662,11 @@ print(f"flat dot product {float(g_task @ g_kl_hand):+.0f} (no conflict); per ten
 scope_runs = compare("emoji", ["per_tensor=balgrad"], SEEDS, ratios=(), epochs=EMOJI_EPOCHS,
                      method_options={"per_tensor": {"projection_scope": "per_tensor"}})
 scopes = {"balgrad": emoji["balgrad"], "per_tensor": scope_runs["per_tensor"]}
-display(Markdown(f"**emoji**, mean ± std over seeds {SEEDS}\n\n"
-                 + seed_table(scopes, {**protocol_columns(modalities["emoji"]), "conflict share": conflict_share}, 2)))
-print(f"per tensor − flat: Full {difference(scopes, 'per_tensor', 'balgrad', full, 2)}, "
-      f"ΔGap {difference(scopes, 'per_tensor', 'balgrad', gap, 2)}")
+rows = [[NAMES[label], stats.summarize(runs, conflict_share).text(2)] for label, runs in scopes.items()]
+display(Markdown(f"**emoji**, seeds {SEEDS}\n\n" + table1(scopes) + "\n"
+                 + stats.markdown_table(["", "conflict share"], rows) + f"\n_{stats.SD_NOTE}._\n"))
+print(f"per tensor − flat: Full {stats.paired_difference(scopes['per_tensor'], scopes['balgrad'], full).text(2)}; "
+      f"ΔGap {stats.paired_difference(scopes['per_tensor'], scopes['balgrad'], gap).text(2)}")
 
 # %% [markdown]
 # The recorded conflict is the flat one before the projection in both runs, so the two conflict
@@ -687,11 +684,14 @@ print(f"per tensor − flat: Full {difference(scopes, 'per_tensor', 'balgrad', f
 
 # %%
 step_time = lambda run: 1000 * run.result.median_step_seconds
+COST_LABELS = ("joint", "joint_unimodal_heads", "both_off", "balgrad")
+rows = []
 for name, runs in ablation.items():
-    heads_time = np.mean([step_time(run) for run in runs["joint_unimodal_heads"]])
-    print(f"{name:>6}: " + ", ".join(f"{NAMES[label]} {np.mean([step_time(run) for run in runs[label]]):.1f} ms"
-                                     for label in ("joint", "joint_unimodal_heads", "both_off", "balgrad"))
-          + f"; BalGrad / joint + heads = {np.mean([step_time(run) for run in runs['balgrad']]) / heads_time:.2f}×")
+    ratio = stats.summarize([step_time(a) / step_time(b)
+                             for a, b in zip(runs["balgrad"], runs["joint_unimodal_heads"], strict=True)])
+    rows.append([name] + [stats.summarize(runs[label], step_time).text(1) for label in COST_LABELS] + [ratio.text(2)])
+display(Markdown(stats.markdown_table(["step (ms)"] + [NAMES[label] for label in COST_LABELS]
+                                      + ["BalGrad / joint + heads (per seed)"], rows) + f"\n_{stats.SD_NOTE}._\n"))
 
 # %% [markdown]
 # ## Exercises
