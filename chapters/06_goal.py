@@ -40,12 +40,13 @@ import torch
 from IPython.display import Markdown, display
 
 import modbal_lib
+from modbal_lib import stats
+from modbal_lib.claims import paper_vs_measured
 from modbal_lib.plots import gradient_arrows
-from modbal_lib.experiments import Experiment, compare, history_mean, paired
+from modbal_lib.experiments import Experiment, compare, history_mean
 from modbal_lib.grads import loss_grads
 from modbal_lib.methods.base import task_loss
 from modbal_lib.methods.goal import adaptive_weights, normalized_entropy, orthogonalize, pair_cosines
-from modbal_lib.report import format_mean_std, mean_std, paper_vs_measured
 from modbal_lib.train import train
 
 torch.set_num_threads(1)  # the models of this chapter are tiny: one CPU thread is faster than two
@@ -258,45 +259,25 @@ def step_ms(run):
     return 1e3 * float(np.percentile(run.result.step_seconds, 10))
 
 
-def protocol_columns(names):
-    """Picks of the protocol table: Full, each modality missing, the missing DeltaGap."""
-    columns = {"Full": lambda run: run.table.full}
-    columns.update({f"missing {m}": (lambda run, m=m: run.table.missing[m]) for m in names})
-    columns["ΔGap"] = lambda run: run.table.missing_delta_gap
-    return columns
-
-
-def markdown_table(runs, columns, digits=1):
-    """One row per label, one column per pick: mean ± std over seeds ("—" where a pick gives None)."""
-    lines = ["| | " + " | ".join(columns) + " |", "|---" + "|---:" * len(columns) + "|"]
-    for label, label_runs in runs.items():
-        cells = []
-        for pick in columns.values():
-            values = [pick(run) for run in label_runs]
-            if None in values:
-                cells.append("—")
-            else:
-                mean, std = mean_std(values)
-                cells.append(f"{mean:.{digits}f} ± {std:.{digits}f}")
-        lines.append(f"| {NAMES.get(label, label)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def tables(runs):
+    """{name: [ImpairmentTable per seed]} of each label, the input of ``stats.table1``."""
+    return {NAMES.get(label, label): [run.table for run in label_runs] for label, label_runs in runs.items()}
 
 
 for name, runs in ablation.items():
-    display(Markdown(f"**{name}**, {EPOCHS[name]} epochs, mean ± std over seeds {SEEDS} (accuracy, %)\n\n"
-                     + markdown_table(runs, protocol_columns(modalities[name]))))
+    display(Markdown(f"**{name}**, {EPOCHS[name]} epochs, seeds {SEEDS}\n\n" + stats.table1(tables(runs))))
 
 # %%
 figure, axes = plt.subplots(1, 2, figsize=(14, 4))
 for axis, (name, runs) in zip(axes, ablation.items()):
-    columns = protocol_columns(modalities[name])
-    del columns["ΔGap"]
+    bars = ["Full"] + [f"missing {m}" for m in modalities[name]]
+    summaries = stats.table1_summaries(tables(runs))
     width = 0.8 / len(runs)
-    for k, (label, label_runs) in enumerate(runs.items()):
-        stats = [mean_std(pick(run) for run in label_runs) for pick in columns.values()]
-        axis.bar(np.arange(len(columns)) + (k - (len(runs) - 1) / 2) * width, [s[0] for s in stats], width,
-                 yerr=[s[1] for s in stats], capsize=3, color=COLORS[label], label=NAMES[label])
-    axis.set_xticks(range(len(columns)), list(columns))
+    for k, label in enumerate(runs):
+        cells = dict(summaries[NAMES[label]])
+        axis.bar(np.arange(len(bars)) + (k - (len(runs) - 1) / 2) * width, [cells[row].mean for row in bars], width,
+                 yerr=[cells[row].sd for row in bars], capsize=3, color=COLORS[label], label=NAMES[label])
+    axis.set_xticks(range(len(bars)), bars)
     axis.set(ylabel="test accuracy (%)", ylim=(0, 100), title=f"{name}: the ablation ({len(SEEDS)} seeds)")
 axes[0].legend(fontsize=8, loc="lower left")
 figure.tight_layout()
@@ -305,10 +286,8 @@ plt.show()
 # %% [markdown]
 # Read the table in two steps. **Joint → joint + heads**: adding the unimodal losses (nothing of
 # GOAL yet). **Joint + heads → AL only / GO only / GOAL**: what GOAL's two edits add on top. The
-# paired per-seed differences (same seeds, same data order) make the second step precise. As a rough
-# rule we call a difference *beyond seed noise* when its mean exceeds two standard errors of the
-# per-seed differences; with two or three seeds that is a low bar, so read "beyond" as "worth a
-# closer look", and "within" as "this run cannot tell".
+# paired per-seed differences (same seeds, same data order) make the second step precise; each is
+# judged by the kit's one rule (`modbal_lib.stats`, explained in [chapter 0](00_how_to_use.ipynb)).
 #
 # On SeeSaw read the missing scores rather than ΔGap. Both absences hurt there (each modality
 # carries something the other lacks, chapter 2), and the joint model under-learns *hard*: anything
@@ -316,18 +295,14 @@ plt.show()
 # the gap. A smaller ΔGap is better only when the two impaired scores could in principle be equal.
 
 # %%
-def difference_line(runs, label, reference, pick, what):
-    mean, std, verdict = paired(runs, label, reference, pick)
-    return f"{what} {mean:+.1f} ± {std:.1f} ({verdict})"
-
-
+full, gap = (lambda run: run.table.full), (lambda run: run.table.missing_delta_gap)
 for name, runs in ablation.items():
-    print(f"{name}:")
-    for label, reference in (("joint_unimodal_heads", "joint"), ("al_only", "joint_unimodal_heads"),
-                             ("go_only", "joint_unimodal_heads"), ("goal", "joint_unimodal_heads")):
-        print(f"  {NAMES[label]:>24} − {NAMES[reference]:<24}: "
-              + difference_line(runs, label, reference, lambda run: run.table.full, "Full")
-              + "; " + difference_line(runs, label, reference, lambda run: run.table.missing_delta_gap, "ΔGap"))
+    rows = [[f"{NAMES[label]} − {NAMES[reference]}"]
+            + [stats.paired_difference(runs[label], runs[reference], pick).text() for pick in (full, gap)]
+            for label, reference in (("joint_unimodal_heads", "joint"), ("al_only", "joint_unimodal_heads"),
+                                     ("go_only", "joint_unimodal_heads"), ("goal", "joint_unimodal_heads"))]
+    display(Markdown(f"**{name}**: paired differences (points)\n\n" + stats.markdown_table(["", "Full", "ΔGap"], rows)
+                     + f"\n_{stats.DIFFERENCE_NOTE}._\n"))
 
 # %% [markdown]
 # What AL and GO do inside training, from the recorded series (mean over training): the AL weight of
@@ -336,56 +311,57 @@ for name, runs in ablation.items():
 
 # %%
 for name, runs in ablation.items():
-    goal_runs = {label: runs[label] for label in ("al_only", "go_only", "goal")}
     columns = {f"w_{m}": recorded(f"w_{m}") for m in modalities[name]}
     columns.update({"conflicts before GO": recorded("conflict_before"), "conflicts after GO": recorded("conflict_after")})
-    display(Markdown(f"**{name}** (mean over training, ± std over seeds)\n\n" + markdown_table(goal_runs, columns, 2)))
+    rows = [[NAMES[label]] + [stats.summarize(runs[label], pick).text(2) for pick in columns.values()]
+            for label in ("al_only", "go_only", "goal")]
+    display(Markdown(f"**{name}**, mean over training; {stats.SD_NOTE}\n\n"
+                     + stats.markdown_table([""] + list(columns), rows)))
 
 # %%
-def quote(runs, label, pick):
-    return format_mean_std([pick(run) for run in runs[label]])
-
-
-full, gap = (lambda run: run.table.full), (lambda run: run.table.missing_delta_gap)
 emoji, seesaw = ablation["emoji"], ablation["seesaw"]
-goal_vs_joint = paired(emoji, "goal", "joint", full)
-goal_vs_heads = paired(emoji, "goal", "joint_unimodal_heads", full)
-heads_gap = paired(emoji, "joint_unimodal_heads", "joint", gap)
-edits_gap = paired(emoji, "goal", "joint_unimodal_heads", gap)
+goal_vs_joint = stats.paired_difference(emoji["goal"], emoji["joint"], full)
+goal_vs_heads = stats.paired_difference(emoji["goal"], emoji["joint_unimodal_heads"], full)
+heads_gap = stats.paired_difference(emoji["joint_unimodal_heads"], emoji["joint"], gap)
+edits_gap = stats.paired_difference(emoji["goal"], emoji["joint_unimodal_heads"], gap)
 display(Markdown(paper_vs_measured(
     "GOAL improves clearly on plain concatenation (joint training).",
     "CREMA-D (audio + video, ResNet-18 encoders trained from scratch, SGD) accuracy: concatenation 69.62, "
     "GOAL 78.23 (+8.6 points).",
-    f"emoji ({EPOCHS['emoji']} epochs, frozen pretrained encoders) Full accuracy: joint {quote(emoji, 'joint', full)}, "
-    f"joint + heads {quote(emoji, 'joint_unimodal_heads', full)}, GOAL {quote(emoji, 'goal', full)}; "
-    f"ΔGap (missing): joint {quote(emoji, 'joint', gap)}, joint + heads {quote(emoji, 'joint_unimodal_heads', gap)}, "
-    f"GOAL {quote(emoji, 'goal', gap)}. SeeSaw ({EPOCHS['seesaw']} epochs) Full: joint {quote(seesaw, 'joint', full)}, "
-    f"GOAL {quote(seesaw, 'goal', full)}.",
-    f"different data and encoders, so only the direction is comparable. On emoji GOAL's Full accuracy is "
-    f"{goal_vs_joint[0]:+.1f} points from joint's ({goal_vs_joint[2]}) and {goal_vs_heads[0]:+.1f} from "
-    f"joint + heads' ({goal_vs_heads[2]}). The unimodal heads alone change emoji's ΔGap by {heads_gap[0]:+.1f} "
-    f"points ({heads_gap[2]}); GOAL's edits on top of them by {edits_gap[0]:+.1f} ({edits_gap[2]}). Our encoders "
+    f"emoji ({EPOCHS['emoji']} epochs, frozen pretrained encoders) Full accuracy: joint "
+    f"{stats.summarize(emoji['joint'], full).text()}, joint + heads "
+    f"{stats.summarize(emoji['joint_unimodal_heads'], full).text()}, GOAL "
+    f"{stats.summarize(emoji['goal'], full).text()}; ΔGap (missing): joint "
+    f"{stats.summarize(emoji['joint'], gap).text()}, "
+    f"joint + heads {stats.summarize(emoji['joint_unimodal_heads'], gap).text()}, GOAL "
+    f"{stats.summarize(emoji['goal'], gap).text()}. SeeSaw ({EPOCHS['seesaw']} epochs) Full: joint "
+    f"{stats.summarize(seesaw['joint'], full).text()}, GOAL {stats.summarize(seesaw['goal'], full).text()}.",
+    f"different data and encoders, so only the direction is comparable. On emoji GOAL − joint in Full accuracy: "
+    f"{goal_vs_joint.text()}; GOAL − joint + heads: {goal_vs_heads.text()}. The unimodal heads alone change emoji's "
+    f"ΔGap by {heads_gap.text()}; GOAL's edits on top of them by {edits_gap.text()}. Our encoders "
     "are frozen: GOAL's edits reach only the small embedding layers, whereas the paper's edits steer whole encoders "
     "trained from scratch.",
 )))
 
 # %%
-def ablation_quote(runs):
-    return "; ".join(f"{NAMES[label]} Full {quote(runs, label, full)}, ΔGap {quote(runs, label, gap)}"
+def ablation_summaries(runs):
+    """The Full accuracy and ΔGap of the baseline and GOAL's ablation rows, each as ``Summary.text()``."""
+    return "; ".join(f"{NAMES[label]} Full {stats.summarize(runs[label], full).text()}, ΔGap "
+                     f"{stats.summarize(runs[label], gap).text()}"
                      for label in ("joint_unimodal_heads", "al_only", "go_only", "goal"))
 
 
 readings = []
 for name, runs in ablation.items():
-    parts = [f"{NAMES[label]} {paired(runs, label, 'joint_unimodal_heads', full)[0]:+.1f} Full "
-             f"({paired(runs, label, 'joint_unimodal_heads', full)[2]})" for label in ("al_only", "go_only", "goal")]
-    readings.append(f"{name}, against joint + heads: " + ", ".join(parts))
+    parts = [f"{NAMES[label]} {stats.paired_difference(runs[label], runs['joint_unimodal_heads'], full).text()}"
+             for label in ("al_only", "go_only", "goal")]
+    readings.append(f"{name}, Full accuracy against joint + heads: " + "; ".join(parts))
 display(Markdown(paper_vs_measured(
     "Each of AL and GO helps on its own, and together they help most (GOAL's Table 2).",
     "CREMA-D accuracy: AL only 75.13, GO only 76.75, both 78.23 (baseline concatenation 69.62).",
-    f"emoji: {ablation_quote(emoji)}. SeeSaw: {ablation_quote(seesaw)}.",
-    "; ".join(readings) + ". Different data and encoders; the paper's rows differ by 1.5–3 points, an effect "
-    "our seed spread would show.",
+    f"emoji: {ablation_summaries(emoji)}. SeeSaw: {ablation_summaries(seesaw)}.",
+    ". ".join(readings) + ". Different data and encoders; the paper's rows differ by 1.5–3 points, and the paired "
+    "intervals say whether differences as large as that are there in our runs.",
 )))
 
 # %% [markdown]
@@ -393,34 +369,39 @@ display(Markdown(paper_vs_measured(
 #
 # AL favours the modality whose own head is more confident. In a dominated model that is usually
 # the dominant modality, the one whose absence costs the most. The AL weights over training, next
-# to the modality whose absence costs the joint model the most:
+# to the modality whose absence costs the joint model the most (the band spans the seeds' lowest to
+# highest weight):
 
 # %%
 figure, axes = plt.subplots(1, 2, figsize=(13, 3.6))
 for axis, (name, runs) in zip(axes, ablation.items()):
-    costly = min(modalities[name], key=lambda m: np.mean([run.table.missing[m] for run in runs["joint"]]))
+    costly = min(modalities[name],
+                 key=lambda m: stats.summarize(runs["joint"], lambda run: run.table.missing[m]).mean)
+    weights = {m: stats.summarize(runs["goal"], recorded(f"w_{m}")) for m in modalities[name]}
     for m in modalities[name]:
         curves = np.array([run.result.curve(f"w_{m}", SMOOTH) for run in runs["goal"]])
-        axis.plot(np.arange(curves.shape[1]) + SMOOTH - 1, curves.mean(0), label=f"w_{m}")
-        axis.fill_between(np.arange(curves.shape[1]) + SMOOTH - 1, curves.mean(0) - curves.std(0),
-                          curves.mean(0) + curves.std(0), alpha=0.2)
+        x = np.arange(curves.shape[1]) + SMOOTH - 1
+        axis.plot(x, curves.mean(0), label=f"w_{m}")
+        axis.fill_between(x, curves.min(0), curves.max(0), alpha=0.2)
     axis.axhline(0.5, color="gray", linewidth=0.8)
     axis.set(xlabel="iteration", ylabel="AL weight", ylim=(0.2, 0.8),
              title=f"{name}: GOAL's AL weights (T = 1); missing {costly} costs joint the most")
     axis.legend()
+    favoured = max(weights, key=lambda m: weights[m].mean)
     print(f"{name}: missing {costly} costs the joint model the most; GOAL's mean AL weights "
-          + ", ".join(f"w_{m} {format_mean_std([history_mean(run, f'w_{m}') for run in runs['goal']], 2)}"
-                      for m in modalities[name]))
+          + ", ".join(f"w_{m} {weights[m].text(2)}" for m in modalities[name])
+          + f": AL favours {favoured}, so on average it leans {'with' if favoured == costly else 'against'} "
+          "the dominance")
 figure.tight_layout()
 plt.show()
 
 # %% [markdown]
-# On emoji the image head becomes confident first, so AL gives the image branch the larger share
-# of the fusion gradient and the text branch the smaller one: it leans *with* the dominance rather
-# than against it. The gap narrows as the text head catches up, and it is never large, because the
-# weights are bounded as section 2 showed. On
-# SeeSaw the two heads are about equally (un)certain (easy knows only the group, hard mostly the
-# class within the group), and the weights stay near one half.
+# What to look for. On emoji, if the image head becomes confident first, AL gives the image branch the
+# larger share of the fusion gradient and the text branch the smaller one: it leans *with* the
+# dominance rather than against it (the lines above say which way it leans in this run). The gap
+# between the weights should narrow as the text head catches up, and it is never large, because the
+# weights are bounded as section 2 showed. On SeeSaw the two heads are about equally (un)certain (easy
+# knows only the group, hard mostly the class within the group), so expect weights near one half.
 #
 # ## 7. The temperature sweep (GOAL's Table 7)
 #
@@ -436,20 +417,22 @@ sweep_runs = compare(experiments["emoji"], [f"T {T}=goal" for T in fresh], SWEEP
                      method_options={f"T {T}": {"T": T} for T in fresh}, ratios=(), epochs=EPOCHS["emoji"])
 sweep_runs["T 1.0"] = [run for run in emoji["goal"] if run.seed in SWEEP_SEEDS]  # GOAL's default T
 sweep = {T: sweep_runs[f"T {T}"] for T in TEMPERATURES}
+sweep_weight = {T: stats.summarize(runs, recorded(f"w_{image}")) for T, runs in sweep.items()}
 display(Markdown(f"**emoji**, GOAL, seeds {SWEEP_SEEDS}\n\n"
-                 + markdown_table({f"T = {T}": runs for T, runs in sweep.items()}, protocol_columns(modalities["emoji"]))))
+                 + stats.table1(tables({f"T = {T}": runs for T, runs in sweep.items()}))))
 print(f"mean AL weight of {image} over training: "
-      + ", ".join(f"T = {T}: {format_mean_std([history_mean(run, f'w_{image}') for run in runs], 2)}" for T, runs in sweep.items()))
+      + ", ".join(f"T = {T}: {sweep_weight[T].text(2)}" for T in TEMPERATURES))
 
 # %%
 references = {label: [run for run in emoji[label] if run.seed in SWEEP_SEEDS] for label in ("joint_unimodal_heads", "go_only")}
 figure, axes = plt.subplots(1, 3, figsize=(15, 3.6))
 for axis, (title, pick) in zip(axes, (("Full accuracy", full), (f"accuracy, {image} missing", lambda run: run.table.missing[image]),
                                      ("ΔGap (missing)", gap))):
-    stats = [mean_std(pick(run) for run in sweep[T]) for T in TEMPERATURES]
-    axis.errorbar(TEMPERATURES, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label="GOAL")
+    summaries = [stats.summarize(sweep[T], pick) for T in TEMPERATURES]
+    axis.errorbar(TEMPERATURES, [s.mean for s in summaries], yerr=[s.sd for s in summaries], marker="o", capsize=3,
+                  label="GOAL")
     for (label, runs), color in zip(references.items(), ("gray", "C3")):
-        axis.axhline(np.mean([pick(run) for run in runs]), color=color, linestyle="--", label=NAMES[label])
+        axis.axhline(stats.summarize(runs, pick).mean, color=color, linestyle="--", label=NAMES[label])
     axis.set(xscale="log", xlabel="temperature T", title=title)
     axis.set_xticks(TEMPERATURES, [str(T) for T in TEMPERATURES])
     axis.minorticks_off()
@@ -466,27 +449,29 @@ plt.show()
 # %%
 hottest, coldest = max(TEMPERATURES), min(TEMPERATURES)
 for title, pick in ((f"missing {image}", lambda run: run.table.missing[image]), ("ΔGap", gap)):
-    print(f"{title:>14}: GO only (w = 1) {format_mean_std([pick(run) for run in references['go_only']])}; "
-          f"GOAL at T = {hottest} (w_{image} ≈ {np.mean([history_mean(run, f'w_{image}') for run in sweep[hottest]]):.2f}) "
-          f"{format_mean_std([pick(run) for run in sweep[hottest]])}; at T = {coldest} "
-          f"(w_{image} ≈ {np.mean([history_mean(run, f'w_{image}') for run in sweep[coldest]]):.2f}) "
-          f"{format_mean_std([pick(run) for run in sweep[coldest]])}")
+    print(f"{title:>14}: GO only (w = 1) {stats.summarize(references['go_only'], pick).text()}; "
+          f"GOAL at T = {hottest} (w_{image} {sweep_weight[hottest].text(2)}) "
+          f"{stats.summarize(sweep[hottest], pick).text()}; at T = {coldest} (w_{image} "
+          f"{sweep_weight[coldest].text(2)}) {stats.summarize(sweep[coldest], pick).text()}")
 
 # %%
-sweep_full = {T: np.mean([run.table.full for run in sweep[T]]) for T in TEMPERATURES}
-sweep_weight = {T: np.mean([history_mean(run, f"w_{image}") for run in sweep[T]]) for T in TEMPERATURES}
+sweep_full = {T: stats.summarize(sweep[T], full) for T in TEMPERATURES}
+against_default = {T: stats.paired_difference(sweep[T], sweep_runs["T 1.0"], full) for T in TEMPERATURES if T != 1.0}
+ordered = sorted(TEMPERATURES)
+full_means = {T: summary.mean for T, summary in sweep_full.items()}
+weight_falls = all(sweep_weight[a].mean > sweep_weight[b].mean for a, b in zip(ordered, ordered[1:]))
 display(Markdown(paper_vs_measured(
     "The temperature matters, and the default T = 1 is the best of the sweep (GOAL's Table 7).",
     "CREMA-D accuracy between 76.08 and 78.23 over T ∈ {0.2, …, 1.0}; 78.23 is the main result at T = 1.",
-    f"emoji, {len(SWEEP_SEEDS)} seed(s): Full accuracy "
-    + ", ".join(f"T = {T}: {format_mean_std([run.table.full for run in sweep[T]])}" for T in TEMPERATURES)
-    + "; ΔGap " + ", ".join(f"T = {T}: {np.mean([gap(run) for run in sweep[T]]):.1f}" for T in TEMPERATURES)
-    + f"; mean w_{image} " + ", ".join(f"{sweep_weight[T]:.2f}" for T in TEMPERATURES) + ".",
-    f"the Full accuracy spans {max(sweep_full.values()) - min(sweep_full.values()):.1f} points over the sweep "
-    f"(the paper's spans 2.2; our seed std per T is up to "
-    f"{max(mean_std(run.table.full for run in sweep[T])[1] for T in TEMPERATURES):.1f}), best at "
-    f"T = {max(sweep_full, key=sweep_full.get)}; a smaller T gives {image} a larger "
-    "weight. Different data and encoders; temperatures above 1 are outside the paper's range.",
+    f"emoji, seeds {SWEEP_SEEDS}: Full accuracy " + ", ".join(f"T = {T}: {sweep_full[T].text()}" for T in TEMPERATURES)
+    + "; ΔGap " + ", ".join(f"T = {T}: {stats.summarize(sweep[T], gap).text()}" for T in TEMPERATURES)
+    + f"; mean w_{image} " + ", ".join(f"T = {T}: {sweep_weight[T].text(2)}" for T in TEMPERATURES) + ".",
+    f"the mean Full accuracy spans {max(full_means.values()) - min(full_means.values()):.1f} points over the sweep "
+    f"(the paper's spans 2.2), highest at T = {max(full_means, key=full_means.get)}; "
+    "against the default T = 1, seed by seed: "
+    + "; ".join(f"T = {T} {difference.text()}" for T, difference in against_default.items())
+    + f". The mean weight of {image} {'falls' if weight_falls else 'does not fall steadily'} as T grows. "
+    "Different data and encoders; temperatures above 1 are outside the paper's range.",
 )))
 
 # %% [markdown]
@@ -546,10 +531,11 @@ figure.tight_layout()
 plt.show()
 
 # %% [markdown]
-# GO does exactly what it promises, removing every conflict of every step, and yet section 5
-# showed how little that changes the trained model on our data: what the projection removes is a
-# small part of each gradient (the numbers above), and with frozen encoders and one embedding layer
-# per branch there is little for the fusion gradient to undo in the first place.
+# GO does exactly what it promises, removing every conflict of every step. How much that changes the
+# trained model is a different question, answered by the paired differences of section 5 (GO only
+# and GOAL against joint + heads). Two reasons to expect little on our data: what the projection
+# removes is a small part of each gradient (the numbers above), and with frozen encoders and one
+# embedding layer per branch there is little for the fusion gradient to undo in the first place.
 #
 # ## 9. Feature vs parameter variants
 #
@@ -572,15 +558,18 @@ equal_shapes = Experiment("seesaw", dataset_options={"knobs": {"easy": {"dim": 3
 NAMES.update({"goal_feature": "GOAL, feature variant", "goal_parameter": "GOAL, parameter variant"})
 variants = compare(equal_shapes, ["joint_unimodal_heads", "goal_feature=goal", "goal_parameter=goal"], SWEEP_SEEDS,
                    method_options={"goal_parameter": {"variant": "parameter"}}, ratios=(), epochs=EPOCHS["seesaw"])
-columns = protocol_columns(modalities["seesaw"])
-columns.update({"conflicts before GO": recorded("conflict_before"), "conflicts after GO": recorded("conflict_after"),
-                "step (ms)": step_ms})
+columns = {"conflicts before GO": recorded("conflict_before"), "conflicts after GO": recorded("conflict_after"),
+           "step (ms)": step_ms}
+rows = [[NAMES[label]] + [stats.summarize(runs, pick).text(2) if pick(runs[0]) is not None else "—"
+                          for pick in columns.values()] for label, runs in variants.items()]
 display(Markdown(f"**SeeSaw with equal branch shapes**, {EPOCHS['seesaw']} epochs, seeds {SWEEP_SEEDS}\n\n"
-                 + markdown_table(variants, columns)))
+                 + stats.table1(tables(variants)) + "\n" + stats.markdown_table([""] + list(columns), rows)
+                 + f"\n_{stats.SD_NOTE}; — where the method records no conflicts._\n"))
 easy = modalities["seesaw"][0]
-print("parameter − feature variant: "
-      + difference_line(variants, "goal_parameter", "goal_feature", full, "Full") + "; "
-      + difference_line(variants, "goal_parameter", "goal_feature", lambda run: run.table.missing[easy], f"missing {easy}"))
+parameter_vs_feature = {"Full": full, f"missing {easy}": lambda run: run.table.missing[easy]}
+print("parameter − feature variant: " + "; ".join(
+    f"{what} {stats.paired_difference(variants['goal_parameter'], variants['goal_feature'], pick).text()}"
+    for what, pick in parameter_vs_feature.items()))
 
 # %% [markdown]
 # In the parameter variant a "conflict" is a property of a whole batch (one flattened gradient per
@@ -644,15 +633,15 @@ axis.axvline(conflict_share, color="C3", label=f"as trained ({conflict_share:.0%
 axis.set(xlabel="share of samples whose fusion gradients conflict", ylabel="renumberings", title="emoji, GOAL, seed 0")
 axis.legend(fontsize=8)
 plt.show()
-print(f"conflict share as trained {conflict_share:.2f}; over 200 renumberings {np.mean(renumbered):.2f} ± "
-      f"{np.std(renumbered):.2f} (min {min(renumbered):.2f}, max {max(renumbered):.2f})")
+print(f"conflict share as trained {conflict_share:.2f}; over the renumberings {stats.summarize(renumbered).text(2)}, "
+      f"min {min(renumbered):.2f}, max {max(renumbered):.2f}")
 
 # %% [markdown]
 # The share of "conflicts" is a property of the numbering as much as of the data. A renumbered copy
 # of the model would be trained differently by GO from the next step on, although it is the same
 # network. (Training itself picks a numbering, starting from the random initialisation, so GO is
 # well defined; it is just not a property of the function the model computes.) Where the branches
-# share an output space, as under sum fusion, the conflicts would be meaningful, but there GO has
+# share an output space, as under sum fusion, a conflict would mean something, but there GO has
 # nothing to do.
 #
 # ## 11. What it costs
@@ -667,18 +656,19 @@ def step_ratio(runs, label, reference):
     return [step_ms(a) / step_ms(b) for a, b in zip(runs[label], runs[reference], strict=True)]
 
 
-ratios = {name: {reference: step_ratio(runs, "goal", reference) for reference in ("joint", "joint_unimodal_heads")}
-          for name, runs in ablation.items()}
-for name, runs in ablation.items():
-    print(f"{name}: step time " + ", ".join(
-        f"{NAMES[label]} {format_mean_std([step_ms(run) for run in runs[label]], 2)} ms"
-        for label in ("joint", "joint_unimodal_heads", "goal")))
+ratios = {name: {reference: stats.summarize(step_ratio(runs, "goal", reference))
+                 for reference in ("joint", "joint_unimodal_heads")} for name, runs in ablation.items()}
+COST_LABELS = ("joint", "joint_unimodal_heads", "goal")
+rows = [[name] + [stats.summarize(runs[label], step_ms).text(2) for label in COST_LABELS]
+        for name, runs in ablation.items()]
+display(Markdown(stats.markdown_table(["step (ms)"] + [NAMES[label] for label in COST_LABELS], rows)
+                 + f"\n_{stats.SD_NOTE}._\n"))
 display(Markdown(paper_vs_measured(
     "GOAL's overhead is small.",
     "17.41 vs 15.67 ms per sample (about 1.11×), the same GPU memory (CREMA-D, ResNet-18 encoders, a GPU).",
-    "; ".join(f"{name}: GOAL / joint {format_mean_std(r['joint'], 2)}×, GOAL / joint + heads "
-              f"{format_mean_std(r['joint_unimodal_heads'], 2)}×" for name, r in ratios.items())
-    + " (step time per run, one CPU thread).",
+    "; ".join(f"{name}: GOAL / joint {r['joint'].text(2)}, GOAL / joint + heads "
+              f"{r['joint_unimodal_heads'].text(2)}" for name, r in ratios.items())
+    + " (ratios of step times, seed by seed; one CPU thread).",
     "a GOAL step adds a fixed amount of work (a backward pass through the fused head, the AL weights, the per-sample "
     "projections and cosines, one device read of the statistics). Next to ResNet-18 encoders that is little; next to "
     "our one-layer branches on precomputed features it is not (compare the two datasets: SeeSaw's branches read 8- "
@@ -692,17 +682,17 @@ display(Markdown(paper_vs_measured(
 #   (at most about 0.73 : 0.27 per sample at $T = 1$), and a per-sample projection that removes every
 #   conflict (chapter 3 proves the two-modality case).
 # - In the ablation, read the step from joint to joint + heads and the step from joint + heads to
-#   GOAL separately. In the full-mode runs we looked at when writing this, the unimodal heads carry
-#   the gain in robustness: with them the score rises when the under-learned modality is left alone
-#   (image missing on emoji, easy missing on SeeSaw). GO on top of them changes nothing beyond seed
-#   noise. AL on top leaves the Full accuracy where it was and, on emoji, costs a little of the
-#   image-missing score. The computed lines of sections 5 and 7 are what to trust for your run.
-# - AL gives the confident, dominant modality the larger weight: it leans *with* the dominance, and
-#   a smaller $T$ leans harder. Its weights also halve every branch's fusion gradient; the sweep's
-#   largest temperature shows how much of AL's effect that halving alone accounts for.
-# - GO removes every conflict, but the conflicts it removes are small (a few percent of a gradient's
-#   length), under concatenation they are defined only up to a renumbering of hidden units, and
-#   under sum fusion there are none.
+#   GOAL separately. Do the unimodal heads carry the gain in robustness, a higher score when the
+#   under-learned modality is left alone (image missing on emoji, easy missing on SeeSaw)? Does GO
+#   or AL on top of them change the Full accuracy or ΔGap by more than the seeds can tell apart
+#   (the verdict "differs")? The paired differences of sections 5 and 7 answer for your run.
+# - AL gives the more confident modality the larger weight; where that is the dominant one it leans
+#   *with* the dominance (section 6 says which way it leans here), and a smaller $T$ leans harder.
+#   Its weights also halve every branch's fusion gradient; the sweep's largest temperature shows how
+#   much of AL's effect that halving alone accounts for.
+# - GO removes every conflict, but section 8 measures how small the conflicts it removes are (the
+#   share of a gradient's length), under concatenation they are defined only up to a renumbering of
+#   hidden units, and under sum fusion there are none.
 # - The paper's setting differs from ours in the ways that matter most here: CREMA-D, and encoders
 #   trained from scratch, which the edited fusion gradient shapes throughout. Our encoders are
 #   frozen, and GOAL's edits reach only a thin embedding layer per modality. Whether that explains
