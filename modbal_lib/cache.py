@@ -6,21 +6,31 @@ plus ``FEATURE_VERSION``, bumped whenever extraction code changes its output.
 
 Each file holds its key, spec, shape, dtype and the sha256 of the tensor's bytes. On load all of
 them are checked; a file that is unreadable, stale (other key or version) or corrupt (wrong shape,
-dtype, row count or checksum) is reported with ``warnings.warn`` naming the file and the reason,
-then rebuilt. Files are written atomically, so an interrupted run leaves no half-written entry.
+dtype, row count or checksum) is reported once with ``warnings.warn`` naming the file and the
+reason, then rebuilt (``cached_features`` says "rebuilt", not "cached"). Files are written
+atomically (``utils.atomic_path``), so an interrupted run leaves no half-written entry; the hidden
+temporary of a process killed while saving is removed by the next extraction
+(``remove_stale_temporaries``).
+
+Files given as paths enter a spec through the sha256 of their contents (``file_hashes``), read once:
+``cache_dir()/file_hashes.json`` remembers each file's hash with its size, mtime and ctime, so later
+runs read again only the files whose size or times changed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
-from modbal_lib.utils import atomic_path, cache_dir
+from modbal_lib.utils import atomic_path, cache_dir, file_sha256, progress
 
 FEATURE_VERSION = 1
 ENTRY_FIELDS = ("key", "version", "spec", "shape", "dtype", "sha256", "features")
@@ -86,13 +96,18 @@ def read_entry(path: Path, key: str, num_rows: int) -> torch.Tensor | None:
     return None if entry is None else entry["features"]
 
 
-def cached_features(spec: dict[str, Any], num_rows: int, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """``compute()``'s float32 features for ``spec``, from the cache when a valid entry exists."""
+def cached_features(spec: dict[str, Any], num_rows: int,
+                    compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, str]:
+    """``compute()``'s float32 features for ``spec``, from the cache when a valid entry exists, and
+    where they came from: "cached", "extracted", or "rebuilt" (an entry was there but could not be
+    trusted: warned once, computed again)."""
     key = feature_key(spec)
     path = feature_path(key)
+    existed = path.exists()
     features = read_entry(path, key, num_rows)
     if features is not None:
-        return features
+        return features, "cached"
+    remove_stale_temporaries()
     features = compute().float().contiguous()
     if features.shape[0] != num_rows:
         raise ValueError(f"feature extraction for {canonical_json(spec)} gave {features.shape[0]} rows, expected {num_rows}")
@@ -100,4 +115,93 @@ def cached_features(spec: dict[str, Any], num_rows: int, compute: Callable[[], t
              "dtype": "float32", "sha256": tensor_sha256(features), "features": features}
     with atomic_path(path) as tmp:
         torch.save(entry, tmp)
-    return features
+    return features, "rebuilt" if existed else "extracted"
+
+
+# utils.atomic_path's temporaries: .<name>.<pid>.<random>.tmp<suffix> (older versions wrote no <pid>)
+TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+?)(\.(?P<pid>\d+))?\.[a-z0-9_]{8}\.tmp(\.\w+)?$")
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (assumed so where that cannot be asked safely)."""
+    if os.name != "posix":
+        return True  # Windows' os.kill would stop the process instead of asking
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries() -> list[Path]:
+    """Delete the hidden temporaries of ``utils.atomic_path`` in the cache (``cache_dir()`` and its
+    ``features`` folder) whose writer is no longer running: a process killed while saving (a name
+    without a process id comes from an older version). Return them. A temporary that a live process
+    is still writing is left alone."""
+    removed = []
+    temporaries = [path for folder in (cache_dir(), cache_dir() / "features") for path in folder.glob(".*.tmp*")]
+    for path in temporaries:
+        match = TEMPORARY_NAME.match(path.name)
+        if match is None or (match["pid"] and process_running(int(match["pid"]))):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+FILE_HASHES_VERSION = 1
+SETTLED_NS = 2_000_000_000  # a file changed in the last 2 s may change again within one timestamp tick
+
+
+def file_hashes_path() -> Path:
+    return cache_dir() / "file_hashes.json"
+
+
+def read_file_hashes(path: Path) -> dict[str, list]:
+    """The remembered hashes {absolute path: [size, mtime_ns, ctime_ns, sha256]} (empty if unusable: warns)."""
+    if not path.exists():
+        return {}
+    try:
+        index = json.loads(path.read_text())
+        if index["version"] == FILE_HASHES_VERSION and isinstance(index["files"], dict):
+            return index["files"]
+        problem = f"version {index['version']}, expected {FILE_HASHES_VERSION}"
+    except (ValueError, KeyError, TypeError) as error:
+        problem = f"unreadable ({type(error).__name__}: {error})"
+    warnings.warn(f"file-hash index {path}: {problem}; hashing the input files again", stacklevel=3)
+    return {}
+
+
+def file_hashes(paths: Sequence[str | os.PathLike]) -> list[str | None]:
+    """The sha256 of each file's contents (None for a missing file).
+
+    A hash is read from ``cache_dir()/file_hashes.json`` when the file's size, mtime and ctime are
+    those recorded with it; otherwise the file is read and hashed (``utils.file_sha256``). The ctime
+    catches a replacement that kept the size and restored the mtime (``tar``, ``rsync -t``). A hash
+    is recorded only once the file has been unchanged for 2 s: a file rewritten within the same
+    timestamp tick would otherwise look unchanged. The index is written atomically.
+    """
+    index_path = file_hashes_path()
+    known = read_file_hashes(index_path)
+    stamps = {}
+    for path in map(os.path.abspath, paths):
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            continue
+        stamps[path] = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+    hashes = {path: known[path][3] for path, stamp in stamps.items() if known.get(path, [])[:3] == stamp}
+    changed = [path for path in stamps if path not in hashes]
+    settled_before = time.time_ns() - SETTLED_NS
+    recorded = False
+    for path in progress(changed, desc="hashing input files"):
+        hashes[path] = file_sha256(path)
+        if max(stamps[path][1:]) < settled_before:
+            known[path] = stamps[path] + [hashes[path]]
+            recorded = True
+    if recorded:
+        with atomic_path(index_path) as tmp:
+            tmp.write_text(json.dumps({"version": FILE_HASHES_VERSION, "files": known}))
+    return [hashes.get(os.path.abspath(path)) for path in paths]

@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modbal_lib.data.files import DatasetFileError
 from modbal_lib.data.impair import read_image
 from modbal_lib.media import log_spectrogram, read_audio, read_video
 from modbal_lib import utils
@@ -305,7 +306,12 @@ def pipeline(kind: str, encoder: str, device: torch.device) -> Pipeline:
 
 
 class ReadInputs(torch.utils.data.Dataset):
-    """Item i of one modality's raw inputs, passed through ``read``."""
+    """Item i of one modality's raw inputs, passed through ``read``.
+
+    A ``DatasetFileError`` (a missing or corrupt file) is returned as the item, for ``encode`` to
+    raise in the main process: raised in a DataLoader worker, it would reach the user wrapped in the
+    worker's traceback instead of its one-line message.
+    """
 
     def __init__(self, inputs: Any, read: Callable[[Any], Any]):
         self.inputs, self.read = inputs, read
@@ -314,7 +320,10 @@ class ReadInputs(torch.utils.data.Dataset):
         return len(self.inputs)
 
     def __getitem__(self, index: int) -> Any:
-        return self.read(self.inputs[index])
+        try:
+            return self.read(self.inputs[index])
+        except DatasetFileError as error:
+            return error
 
 
 def encode(
@@ -350,6 +359,9 @@ def encode(
         chunks = []
         with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.float16, enabled=dtype is not None):
             for batch in progress(loader, desc=f"{encoder} ({kind})"):
+                for item in batch:
+                    if isinstance(item, DatasetFileError):
+                        raise item  # its one-line message, wherever it was read (ReadInputs)
                 chunks.append(steps.run(batch).float().cpu())
         features = torch.cat(chunks)
     features = features.float()

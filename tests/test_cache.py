@@ -1,4 +1,4 @@
-"""Feature cache: keys, reuse, and detection of unreadable, stale and corrupt entries."""
+"""Feature cache: keys, reuse, and detection of unreadable, stale and corrupt entries (warned once, "rebuilt")."""
 
 import pytest
 import torch
@@ -39,9 +39,10 @@ def test_key_depends_on_every_value_but_not_on_dict_order(monkeypatch):
 
 def test_features_are_computed_once_then_read_back():
     compute = Counter()
-    first = cached_features(SPEC, 5, compute)
-    second = cached_features(SPEC, 5, compute)
+    first, first_status = cached_features(SPEC, 5, compute)
+    second, second_status = cached_features(SPEC, 5, compute)
     assert compute.calls == 1 and torch.equal(first, second)
+    assert (first_status, second_status) == ("extracted", "cached")
     entry = torch.load(feature_path(feature_key(SPEC)), weights_only=True)
     assert entry["spec"] == SPEC and entry["shape"] == [5, 3] and entry["dtype"] == "float32"
     assert feature_path(feature_key(SPEC)).parent.name == "features"
@@ -49,8 +50,10 @@ def test_features_are_computed_once_then_read_back():
 
 def corrupt_and_reload(path, compute, message):
     with pytest.warns(UserWarning, match=message) as record:
-        features = cached_features(SPEC, 5, compute)
+        features, status = cached_features(SPEC, 5, compute)
+    assert len(record) == 1, [str(w.message) for w in record]  # warned once, not once per look at the file
     assert str(path) in str(record[0].message) and "rebuilding" in str(record[0].message)
+    assert status == "rebuilt"
     return features
 
 
@@ -61,7 +64,7 @@ def test_unreadable_file_is_reported_and_rebuilt():
     path.write_bytes(b"garbage")
     features = corrupt_and_reload(path, compute, "unreadable")
     assert compute.calls == 2 and torch.equal(features, Counter()())
-    cached_features(SPEC, 5, compute)  # rebuilt file is valid again: no warning, no recompute
+    assert cached_features(SPEC, 5, compute)[1] == "cached"  # rebuilt file is valid again: no warning, no recompute
     assert compute.calls == 2
 
 

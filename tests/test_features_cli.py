@@ -11,7 +11,8 @@ from modbal_lib.cli import main
 from modbal_lib.data import load
 from modbal_lib.data.files import DatasetFileError
 from modbal_lib.encoders import CLIP, compute_mode, encode, encoder_set
-from modbal_lib.features import Extraction, Impairment, extract, feature_spec, load_features, part_path, precompute
+from modbal_lib.features import (Extraction, Impairment, chunks_key, extract, feature_spec, load_features, part_path,
+                                 precompute)
 
 CHEAP = {"image": "pixels:8", "text": "minilm"}  # pixels from files are cached (and chunked) like a network's output
 CPU = torch.device("cpu")
@@ -64,7 +65,8 @@ def test_command_fills_the_cache_that_load_features_reads(food, encode_calls, ca
 
 def test_interrupted_extraction_resumes_from_its_saved_chunks(food, monkeypatch, own_cache):
     ds = load("food101", "train", root=food, val_size=3)
-    key = feature_key(feature_spec(ds, "image", "pixels:8", None, CPU))
+    spec = feature_spec(ds, "image", "pixels:8", None, CPU)
+    key, entry = chunks_key(spec), feature_path(feature_key(spec))
     rows = []
 
     def power_cut_at_second_chunk(kind, inputs, encoder, **options):
@@ -73,28 +75,30 @@ def test_interrupted_extraction_resumes_from_its_saved_chunks(food, monkeypatch,
             raise RuntimeError("power cut")
         return encode(kind, inputs, encoder, **options)
 
+    how = Extraction(batch_size=5, chunk_rows=5)
     monkeypatch.setattr(features_module, "encode", power_cut_at_second_chunk)
     with pytest.raises(RuntimeError, match="power cut"):
-        extract(ds, "image", "pixels:8", None, CPU, Extraction(chunk_rows=5))
-    assert part_path(key, 0).exists() and not part_path(key, 1).exists() and not feature_path(key).exists()
-    assert sorted(p.name for p in own_cache.iterdir()) == [part_path(key, 0).name]  # no temporary files left
+        extract(ds, "image", "pixels:8", None, CPU, how)
+    assert part_path(key, 0, how).exists() and not part_path(key, 1, how).exists() and not entry.exists()
+    assert sorted(p.name for p in own_cache.iterdir()) == [part_path(key, 0, how).name]  # no temporary files left
 
     rows.clear()
     monkeypatch.setattr(features_module, "encode", lambda kind, inputs, encoder, **options: (
         rows.append(len(inputs)) or encode(kind, inputs, encoder, **options)))
-    features = extract(ds, "image", "pixels:8", None, CPU, Extraction(chunk_rows=5))
-    assert rows == [5, 2]  # rows 0-4 came from the saved chunk; 5-9 and 10-11 were extracted
+    features, status = extract(ds, "image", "pixels:8", None, CPU, how)
+    assert rows == [5, 2] and status == "resumed"  # rows 0-4 came from the saved chunk; 5-9 and 10-11 were extracted
     assert torch.equal(features, encode("image", ds.inputs["image"], "pixels:8"))
-    assert [p.name for p in own_cache.iterdir()] == [feature_path(key).name]  # entry written, chunks removed
+    assert [p.name for p in own_cache.iterdir()] == [entry.name]  # entry written, chunks removed
 
 
 def test_a_damaged_chunk_is_reported_and_extracted_again(food, own_cache, encode_calls):
     ds = load("food101", "train", root=food, val_size=3)
-    key = feature_key(feature_spec(ds, "image", "pixels:8", None, CPU))
-    part_path(key, 1).parent.mkdir(parents=True)
-    part_path(key, 1).write_bytes(b"half a chunk")
-    with pytest.warns(UserWarning, match=r"part0001.pt: unreadable .* extracting those rows again"):
-        extract(ds, "image", "pixels:8", None, CPU, Extraction(chunk_rows=5))
+    key = chunks_key(feature_spec(ds, "image", "pixels:8", None, CPU))
+    how = Extraction(batch_size=5, chunk_rows=5)
+    part_path(key, 1, how).parent.mkdir(parents=True)
+    part_path(key, 1, how).write_bytes(b"half a chunk")
+    with pytest.warns(UserWarning, match=r"part0001.rows5.batch5.pt: unreadable .* extracting those rows again"):
+        assert extract(ds, "image", "pixels:8", None, CPU, how)[1] == "extracted"
     assert [rows for _, _, rows in encode_calls] == [5, 5, 2]
 
 
@@ -108,10 +112,12 @@ def test_chunks_of_another_chunk_size_are_not_mixed_in(food, monkeypatch):
 
     monkeypatch.setattr(features_module, "encode", fail_on_second_chunk)
     with pytest.raises(RuntimeError, match="stopped"):
-        extract(ds, "image", "pixels:8", None, CPU, Extraction(chunk_rows=4))
+        extract(ds, "image", "pixels:8", None, CPU, Extraction(batch_size=1, chunk_rows=4))
     monkeypatch.setattr(features_module, "encode", encode)
-    with pytest.warns(UserWarning, match=r"part0000.pt: holds rows 0..4 of .*, expected 0..5"):
-        features = extract(ds, "image", "pixels:8", None, CPU, Extraction(chunk_rows=5))
+    with pytest.warns(UserWarning, match=r"removing 1 feature chunks .* other chunk or batch sizes than this one's "
+                                         r"\(rows5.batch1\), e.g. .*part0000.rows4.batch1.pt") as record:
+        features, status = extract(ds, "image", "pixels:8", None, CPU, Extraction(batch_size=1, chunk_rows=5))
+    assert len(record) == 1 and status == "extracted"  # nothing of the other size was used
     assert torch.equal(features, encode("image", ds.inputs["image"], "pixels:8"))
 
 
@@ -121,13 +127,17 @@ def test_corrupt_image_names_the_file_and_leaves_no_entry(food, own_cache, capsy
     bad.write_bytes(good_bytes[:40])  # a truncated JPEG
     assert main(features_command(food, "--splits", "test")) == 1
     error = capsys.readouterr().err
-    assert f"image file {bad} is corrupt or truncated" in error and "resumes" in error
+    # the same command fails again until the file is fixed: no "the same command resumes" hint
+    assert error.startswith(f"error: image file {bad} is corrupt or truncated") and "resumes" not in error
     assert not own_cache.exists() or not list(own_cache.iterdir())  # one chunk: nothing at all
 
-    assert main(features_command(food, "--splits", "test", "--chunk-rows", "4")) == 1
-    assert [p.name[64:] for p in own_cache.iterdir()] == [".part0000.pt"]  # rows 0-3 kept for the rerun
+    assert main(features_command(food, "--splits", "test", "--chunk-rows", "4", "--batch-size", "4")) == 1
+    assert [p.name[64:] for p in own_cache.iterdir()] == [".part0000.rows4.batch4.pt"]  # rows 0-3 kept for the rerun
+    capsys.readouterr()
     bad.write_bytes(good_bytes)
-    assert main(features_command(food, "--splits", "test", "--chunk-rows", "4")) == 0
+    assert main(features_command(food, "--splits", "test", "--chunk-rows", "4", "--batch-size", "4")) == 0
+    # the fixed file changed the inputs' fingerprint, not that of rows 0-3: their chunk was reused
+    assert capsys.readouterr().out.startswith("food101 test  image: pixels:8 [6, 3, 8, 8] resumed from the chunks")
     assert sorted(p.suffixes[-1] for p in own_cache.iterdir()) == [".pt", ".pt"]  # image and text entries
     assert not list(own_cache.glob("*.part*"))
     with pytest.raises(DatasetFileError, match="absent.jpg does not exist"):
@@ -176,7 +186,7 @@ def test_precision_enters_the_cache_key(monkeypatch):
     monkeypatch.setenv("MODBAL_PRECISION", "bf16")
     assert compute_mode(torch.device("cuda")) == "cuda-bf16" and compute_mode(CPU) == "cpu"
     monkeypatch.setenv("MODBAL_PRECISION", "int8")
-    with pytest.raises(ValueError, match="MODBAL_PRECISION='int8'; expected one of fp16, bf16, fp32"):
+    with pytest.raises(ValueError, match="MODBAL_PRECISION='int8': expected one of fp16, bf16, fp32"):
         compute_mode(torch.device("cuda"))
 
 
@@ -187,7 +197,7 @@ def test_emoji_command_output_is_one_line_per_split_and_modality(monkeypatch, ca
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines[:6]] == [
         f"emoji {split:5s} {m}" for split in ("train", "val", "test") for m in ("image", "text")]
-    assert lines[0].startswith("emoji train image: efficientnet_lite0 [1334, 2] extracted") and len(lines) == 7
+    assert lines[0].startswith("emoji train image: efficientnet_lite0 [1335, 2] extracted") and len(lines) == 7
     assert main(["features", "--dataset", "emoji", "--splits", "test", "--impairments", "--seeds", "2"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
-        "emoji test  image: efficientnet_lite0 [285, 2] cached; + 3 impaired test sets (3 extracted)")
+        "emoji test  image: efficientnet_lite0 [284, 2] cached; + 3 impaired test sets (3 extracted)")
