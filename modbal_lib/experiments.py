@@ -16,10 +16,12 @@ import typing
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from modbal_lib.evaluate import ImpairmentTable, evaluate
+from modbal_lib.evaluate import ImpairmentTable, evaluate, predict_score
 from modbal_lib.features import FeatureSet, load_features
-from modbal_lib.methods import make, option_hints, strategy_class
+from modbal_lib.metrics import higher_is_better, primary_metric
+from modbal_lib.methods import make, option_hints, method_class
 from modbal_lib import train as training
 from modbal_lib.train import TrainResult, train
 from modbal_lib.utils import parse_bool, progress, select_device
@@ -124,7 +126,7 @@ def check_comparison(methods: list[str], method_options: dict[str, dict] | None 
             raise ValueError(f"methods: {entry!r} has no label; expected METHOD or LABEL=METHOD")
         if label in labels:
             raise ValueError(f"methods: the label {label!r} appears twice; give variants their own LABEL=METHOD")
-        strategy_class(method or label)
+        method_class(method or label)
         labels[label] = method or label
     unknown = sorted(set(method_options) - set(labels))
     if unknown:
@@ -147,16 +149,53 @@ def check_comparison(methods: list[str], method_options: dict[str, dict] | None 
             if not _value_fits(value, hint):
                 raise ValueError(f"{label}.{key}={value!r}: expected {_describe(hint)}")
         try:
-            strategy = make(method, **{k: v for k, v in options.items() if k in hints})
+            built = make(method, **{k: v for k, v in options.items() if k in hints})
         except (TypeError, ValueError) as error:
             raise ValueError(f"{label}: {error}") from None
-        missing = [m for m in strategy.modalities or () if modalities is not None and m not in modalities]
+        missing = [m for m in built.modalities or () if modalities is not None and m not in modalities]
         if missing:
             raise ValueError(f"{label}: the data has no modality {missing[0]!r}; its modalities: {', '.join(modalities)}")
     if int(train_options.get("epochs", 1)) < 1:
         raise ValueError(f"epochs={train_options['epochs']}: expected at least 1")
     if train_options.get("device") is not None:
         select_device(train_options["device"])
+
+
+def holdout_split(features: FeatureSet, share: float = 0.2, seed: int = 0) -> tuple[FeatureSet, FeatureSet]:
+    """A seeded (fit, hold-out) split of a feature set."""
+    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+    cut = int(round(len(features) * (1 - share)))
+    return features.take(order[:cut]), features.take(order[cut:])
+
+
+MSLR_CANDIDATES = (0.25, 0.5, 1.0, 2.0, 4.0)  # scales of the base learning rate
+
+
+def mslr_lr_scales(features: FeatureSet, lr: float, epochs: int = 3, seed: int = 0, **train_options) -> dict[str, float]:
+    """MSLR's learning rates ("Keep": each modality's rate from its best unimodal run): per modality, the
+    scale in ``MSLR_CANDIDATES`` whose unimodal model scores best on a seeded 20 % hold-out of ``features``."""
+    fit, holdout = holdout_split(features, seed=seed)
+    metric = primary_metric(features.task, len(features.class_names))
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    best = {}
+    for m in features.modalities:
+        scores = {}
+        for scale in MSLR_CANDIDATES:
+            result = train(fit, f"unimodal_{m}", epochs=epochs, lr=lr * scale, seed=seed, record=False,
+                           show_progress=False, **train_options)
+            scores[scale] = sign * predict_score(result.model, holdout)[metric]
+        best[m] = max(scores, key=scores.get)
+    return best
+
+
+def prepared_options(method: str, options: dict, features: FeatureSet) -> dict:
+    """``options`` plus what the experiment layer works out before a method trains: MSLR's ``lr_scales``
+    when none are given (searched once on ``features`` with the run's lr, width, fusion and device)."""
+    if method != "mslr" or options.get("lr_scales") is not None:
+        return options
+    search = {key: options[key] for key in ("hidden", "fusion", "device") if key in options}
+    scales = mslr_lr_scales(features, options.get("lr", 1e-3), epochs=options.get("search_epochs", 3), **search)
+    return {**options, "lr_scales": scales}
 
 
 def compare(
@@ -182,10 +221,13 @@ def compare(
     check_comparison(methods, method_options, train_options, train_set.modalities)
     evaluate_options = {} if ratios is None else {"ratios": ratios}
     runs: dict[str, list[Run]] = {}
+    prepared: dict[str, dict] = {}
     for entry, seed in progress([(m, s) for m in methods for s in seeds], desc=f"compare on {experiment.dataset}"):
         label, _, method = entry.partition("=")
-        options = {**train_options, **method_options.get(label, {})}  # a label's options win
-        result = train(train_set, method or label, seed=seed, show_progress=False, **options)
+        if label not in prepared:  # a label's options win over the shared ones
+            options = {**train_options, **method_options.get(label, {})}
+            prepared[label] = prepared_options(method or label, options, train_set)
+        result = train(train_set, method or label, seed=seed, show_progress=False, **prepared[label])
         table = evaluate(result.model, experiment.test_source(), seed=seed, **evaluate_options)
         runs.setdefault(label, []).append(Run(label, seed, result, table))
     return runs

@@ -48,6 +48,7 @@ from modbal_lib.data.files import DatasetFileError
 from modbal_lib.data.impair import BLANKS, HOWS, chosen_indices, impair
 from modbal_lib.encoders import (FILE_KINDS, compute_mode, default_encoder, default_normalize, encode, encoder_set,
                                  l2_normalize)
+from modbal_lib.featureset import FeatureSet
 from modbal_lib.utils import atomic_path, progress, select_device
 
 UNCACHED_ENCODERS = ("identity", "pixels")
@@ -75,20 +76,6 @@ class Impairment:
             raise ValueError(f"Impairment.ratio must be in [0, 1], got {self.ratio!r}")
         if self.blank not in BLANKS:
             raise ValueError(f"Impairment.blank must be one of {tuple(BLANKS)}, got {self.blank!r}")
-
-
-@dataclass
-class FeatureSet:
-    """Encoded samples: ``features[m]`` float32 [N, D] (or [N, C, H, W] pixels), labels, task, class names."""
-
-    modalities: tuple[str, ...]
-    features: dict[str, torch.Tensor]
-    labels: torch.Tensor
-    task: str
-    class_names: list[str]
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
 
 @dataclass(frozen=True)

@@ -125,3 +125,12 @@ def project_conflicting(g: Tensor, ref: Tensor, eps: float = 0.0) -> Tensor:
     squared_norm = ((unit_ref * unit_ref).sum(-1, keepdim=True) + eps / ref_scale / ref_scale).clamp_min(1)
     correction = dot.clamp(max=0) / squared_norm * unit_ref * g_scale
     return (g.to(correction.dtype) - correction).to(g.dtype)
+
+
+def to_floats(scalars: dict[str, Tensor | float]) -> dict[str, float]:
+    """A step's recorded scalars as Python floats: every method's ``backward`` returns through this, so
+    the 0-dim tensors among them reach the host in ONE device transfer (not one sync per value)."""
+    tensors = {key: value for key, value in scalars.items() if isinstance(value, Tensor)}
+    values = torch.stack([v.detach().float().reshape(()) for v in tensors.values()]).tolist() if tensors else []
+    transferred = dict(zip(tensors, values))
+    return {key: transferred[key] if key in transferred else float(value) for key, value in scalars.items()}

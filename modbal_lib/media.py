@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from scipy.signal import resample_poly
 
 from modbal_lib.data.files import DatasetFileError
 
@@ -85,8 +86,6 @@ def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.nd
     """``samples`` at ``target`` Hz (polyphase filter, up/down factors reduced by their gcd: 16 kHz -> 441/320)."""
     if rate == target:
         return samples
-    from scipy.signal import resample_poly
-
     divisor = math.gcd(rate, target)
     return resample_poly(samples, target // divisor, rate // divisor).astype(np.float32)
 

@@ -1,4 +1,4 @@
-"""Late-fusion models (notation of the reference notes, section 0).
+"""Late-fusion models (the book's notation, chapter 0).
 
     x^m --(frozen encoder E_m, done once in the feature cache)--> features
         --(trainable embedding h_m)--> f_m --(fusion C)--> f_fus --(fused head f_T)--> z_fus
@@ -26,13 +26,35 @@ class ModelOutput:
     unimodal_logits: dict[str, Tensor] | None  # z_m per modality when the model has unimodal heads
 
 
+class SmallCNN(nn.Module):
+    """A small from-scratch CNN for raw pixels [N, C, S, S] -> [N, out_dim] (any S >= 4).
+
+    Three 3x3 conv blocks (32, 64, 128 channels; batch norm, ReLU; 2x2 max-pool after the first two),
+    a global average pool and a linear layer.
+    """
+
+    def __init__(self, in_channels: int = 3, out_dim: int = 128):
+        super().__init__()
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.features = nn.Sequential(
+            *block(in_channels, 32), nn.MaxPool2d(2),
+            *block(32, 64), nn.MaxPool2d(2),
+            *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.out = nn.Linear(128, out_dim)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features(pixels))
+
+
 def make_branch(input_shape: tuple[int, ...], hidden: int) -> nn.Module:
     """h_m: a linear embedding + ReLU on a feature vector, or a small CNN on raw pixels."""
     if len(input_shape) == 1:
         return nn.Sequential(nn.Linear(input_shape[0], hidden), nn.ReLU())
     if len(input_shape) == 3:
-        from modbal_lib.encoders import SmallCNN
-
         return SmallCNN(in_channels=input_shape[0], out_dim=hidden)
     raise ValueError(f"branch input must be a vector [D] or an image [C, H, W], got shape {input_shape}")
 

@@ -9,8 +9,8 @@ A preset is the paper's *training* setup, not its encoders or its data pipeline:
 late-fusion models on frozen features, so augmentation and end-to-end encoder training are out
 of reach. Choose the paper's encoders separately (``features --encoders balgrad``, see
 ``modbal_lib.encoders.ENCODER_SETS``). What a paper does not state is left at the kit's default
-and listed in ``unspecified``; the sources are the notes in the kit's reference on the methods
-(papers' appendices, CGGM's released code).
+and listed in ``unspecified``; the sources are the papers (BalGrad appendix B.2-B.3, GOAL Section
+4.1) and, for CGGM, whose result tables are images, its authors' released code.
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ PRESETS = {
         ),
         Preset(
             "goal",
-            "GOAL (ICLR 2026 submission), CREMA-D setting: SGD lr 4e-4, momentum 0.9, weight decay 1e-4; T = 1",
+            "GOAL (ICLR 2026 submission), Section 4.1: SGD lr 4e-4, momentum 0.9, weight decay 1e-4; T = 1",
             {"optimizer": "sgd", "lr": 4e-4, "momentum": 0.9, "weight_decay": 1e-4},
             {"goal": {"T": 1.0}},
-            "epochs and batch size are not in the kit's notes on the paper: the kit's defaults (bench: 20 "
+            "epochs and batch size are not stated in the paper (Section 4.1): the kit's defaults (bench: 20 "
             "epochs, batch 128); the paper trains ResNet-18 encoders end to end, the kit frozen features",
         ),
     )

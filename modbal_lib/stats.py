@@ -164,5 +164,5 @@ def table1(columns: dict[str, list[ImpairmentTable]], digits: int = 2, marks: bo
             texts.append(f"**{text}**" if rank.get(label) == 1 else f"_{text}_" if rank.get(label) == 2 else text)
         rows.append([row] + texts)
     seeds = sorted({len(tables) for tables in columns.values()})
-    note = f"{SD_NOTE}, n = {', '.join(map(str, seeds))}" + ("; best **bold**, second _italic_" if marks else "")
-    return markdown_table([metric] + labels, rows) + f"\n_{note}._\n"
+    note = f"Cells: {SD_NOTE}, n = {', '.join(map(str, seeds))}" + ("; best **bold**, second _italic_" if marks else "")
+    return markdown_table([metric] + labels, rows) + f"\n{note}.\n"

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modbal_lib.grads import flatten, loss_grads
+from modbal_lib.grads import flatten, loss_grads, rowwise_cosine
 from modbal_lib.methods.balgrad import class_distribution_logits, mutual_kl
 from modbal_lib.methods.base import task_loss
 from modbal_lib.methods.goal import normalized_entropy, orthogonalize, total_variance
@@ -392,12 +392,6 @@ def orthogonality_check(model: LateFusion, inputs: dict[str, Tensor], labels: Te
         "cos_before": cos_before.cpu().numpy(),
         "cos_after": cos_after.cpu().numpy(),
     }
-
-
-def rowwise_cosine(a: Tensor, b: Tensor) -> Tensor:
-    """cos(a_i, b_i) for each row of two [B, D] tensors, in their own precision (0 for a zero row)."""
-    norms = a.norm(dim=-1) * b.norm(dim=-1)
-    return (a * b).sum(-1) / norms.clamp_min(torch.finfo(a.dtype).tiny)
 
 
 # --- GOAL A.14: the indirect effect on the next unimodal gradient ----------------------------

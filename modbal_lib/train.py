@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from modbal_lib.features import FeatureSet
+from modbal_lib.featureset import FeatureSet
 from modbal_lib.grads import grad_norm
-from modbal_lib.methods.base import Step, Strategy, task_loss
+from modbal_lib.methods import make
+from modbal_lib.methods.base import Method, Step, task_loss
 from modbal_lib.models import LateFusion
 from modbal_lib.utils import cpu_threads as limit_cpu_threads
 from modbal_lib.utils import progress, seed_everything, select_device
@@ -35,7 +36,7 @@ class NonFiniteError(FloatingPointError):
 @dataclass
 class TrainResult:
     model: LateFusion
-    method: Strategy
+    method: Method
     history: dict[str, list[float]]
     step_seconds: list[float]   # wall time of each training step (forward, backward, edits, optimizer)
     peak_memory_mb: float       # CUDA: peak allocated; CPU: growth of the process's peak RSS during training
@@ -84,7 +85,7 @@ def _peak_rss_mb() -> float:
 
 def train(
     features: FeatureSet,
-    method: Strategy | str = "joint",
+    method: Method | str = "joint",
     *,
     epochs: int = 10,
     batch_size: int = 128,
@@ -102,24 +103,22 @@ def train(
     cpu_threads: int | None = 1,
     **method_options,
 ) -> TrainResult:
-    """Train a late-fusion model on ``features`` with ``method`` (a Strategy or a registered name).
+    """Train a late-fusion model on ``features`` with ``method`` (a Method or a registered name).
 
     Same seed and device give identical numbers; the seed also seeds the method's own random draws
-    (``Strategy.setup``). ``amp`` (default: on for CUDA) runs forward passes in bfloat16 autocast.
+    (``Method.setup``). ``amp`` (default: on for CUDA) runs forward passes in bfloat16 autocast.
     ``record=False`` skips the per-iteration history. The first step whose losses or gradients are
     not finite stops training with a ``NonFiniteError`` naming the method, epoch, iteration and the
     losses or parameters concerned (nothing is returned). On a CPU, training runs with
     ``cpu_threads`` torch threads (see ``modbal_lib.utils.cpu_threads``; ``None`` keeps torch's setting).
     """
-    from modbal_lib.methods import make
-
-    strategy = make(method, **method_options) if isinstance(method, str) else method
+    method = make(method, **method_options) if isinstance(method, str) else method
     device = select_device(device) if not isinstance(device, torch.device) else device
     amp = device.type == "cuda" if amp is None else amp
-    modalities = strategy.modalities or features.modalities
+    modalities = method.modalities or features.modalities
     missing = [m for m in modalities if m not in features.features]
     if missing:
-        raise ValueError(f"method {strategy.name!r} needs modalities {missing}, the features have {features.modalities}")
+        raise ValueError(f"method {method.name!r} needs modalities {missing}, the features have {features.modalities}")
 
     with limit_cpu_threads(cpu_threads if device.type == "cpu" else None):
         generator = seed_everything(seed)
@@ -130,22 +129,22 @@ def train(
             num_outputs=1 if features.task == "regression" else len(features.class_names),
             hidden=hidden,
             fusion=fusion,
-            unimodal_heads=strategy.unimodal_heads,
+            unimodal_heads=method.unimodal_heads,
         ).to(device)
-        strategy.setup(model, features, lr, seed=seed)
-        opt = make_optimizer(strategy.param_groups(model, lr), optimizer, lr, weight_decay, momentum)
+        method.setup(model, features, lr, seed=seed)
+        opt = make_optimizer(method.param_groups(model, lr), optimizer, lr, weight_decay, momentum)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         rss_before = _peak_rss_mb()
         autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-        history, step_seconds = _fit(model, strategy, opt, inputs, labels, features.task, epochs, batch_size,
+        history, step_seconds = _fit(model, method, opt, inputs, labels, features.task, epochs, batch_size,
                                      generator, autocast, record, show_progress)
     model.eval()
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb() - rss_before
-    config = dict(method=strategy.name, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+    config = dict(method=method.name, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                   weight_decay=weight_decay, momentum=momentum, hidden=hidden, fusion=fusion, seed=seed,
                   device=str(device), amp=amp, **method_options)
-    return TrainResult(model, strategy, history, step_seconds, peak, config)
+    return TrainResult(model, method, history, step_seconds, peak, config)
 
 
 def _all_finite(model: LateFusion, losses: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -155,7 +154,7 @@ def _all_finite(model: LateFusion, losses: dict[str, torch.Tensor]) -> torch.Ten
     return torch.cat(values).isfinite().all()
 
 
-def _non_finite_message(model, strategy, losses, epoch, epochs, iteration) -> str:
+def _non_finite_message(model, method, losses, epoch, epochs, iteration) -> str:
     """Which losses and which parameters' gradients are not finite, in one line (after ``_all_finite`` failed)."""
     what = [f"loss {name!r} = {float(loss.detach().float())}" for name, loss in losses.items()
             if not bool(loss.detach().isfinite().all())]
@@ -163,12 +162,12 @@ def _non_finite_message(model, strategy, losses, epoch, epochs, iteration) -> st
                  if p.grad is not None and not bool(p.grad.isfinite().all())]
     if bad_grads:
         what.append(f"gradient of {', '.join(bad_grads)}")
-    return (f"training {strategy.name!r} stopped at epoch {epoch} (of epochs 0..{epochs - 1}), iteration {iteration} "
+    return (f"training {method.name!r} stopped at epoch {epoch} (of epochs 0..{epochs - 1}), iteration {iteration} "
             f"(counted from 0 over the run): non-finite {'; '.join(what)}. "
             "Check the features for inf/NaN and try a smaller learning rate.")
 
 
-def _fit(model, strategy, opt, inputs, labels, task, epochs, batch_size, generator, autocast, record, show_progress):
+def _fit(model, method, opt, inputs, labels, task, epochs, batch_size, generator, autocast, record, show_progress):
     """The epochs of ``train``: returns (history, seconds of each step)."""
     device = labels.device
     n = len(labels)
@@ -176,7 +175,7 @@ def _fit(model, strategy, opt, inputs, labels, task, epochs, batch_size, generat
     total = epochs * iterations_per_epoch
     history: dict[str, list[float]] = {}
     step_seconds = []
-    bar = progress(total=total, desc=f"train {strategy.name}") if show_progress else None
+    bar = progress(total=total, desc=f"train {method.name}") if show_progress else None
     iteration = 0
     for epoch in range(epochs):
         order = torch.randperm(n, generator=generator).to(device)
@@ -192,16 +191,16 @@ def _fit(model, strategy, opt, inputs, labels, task, epochs, batch_size, generat
             with autocast:
                 output = model(batch_inputs)
                 step = Step(model, batch_inputs, batch_labels, task, output, iteration, epoch, iterations_per_epoch, total)
-                losses = strategy.losses(step)
-            scalars = strategy.backward(step, losses)
+                losses = method.losses(step)
+            scalars = method.backward(step, losses)
             norms = {f"grad_norm_{m}": grad_norm(model.branch_parameters(m)) for m in inputs} if record else {}
             opt.step()
-            strategy.after_step(step)
+            method.after_step(step)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             step_seconds.append(time.perf_counter() - began)
             if not bool(_all_finite(model, losses)):  # the check's one host sync per step
-                raise NonFiniteError(_non_finite_message(model, strategy, losses, epoch, epochs, iteration))
+                raise NonFiniteError(_non_finite_message(model, method, losses, epoch, epochs, iteration))
 
             if record:
                 row = {"loss": float(sum(v.detach().float() for v in losses.values()))}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import platform
 import random
 import re
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterator
 
@@ -202,16 +204,11 @@ KEY_PACKAGES = ("torch", "transformers", "numpy", "scikit-learn", "matplotlib", 
 
 def environment_report() -> dict[str, str]:
     """Python, torch, the compute device and the versions of the key packages (chapter 0 shows it)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    import modbal_lib
-
     device = select_device()
     report = {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "modbal_lib": modbal_lib.__version__,
+        "modbal_lib": version("modbal_lib"),
         "device": str(device),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available (CPU run)",
         "cpu threads": str(torch.get_num_threads()),

@@ -6,7 +6,8 @@ import torch
 
 from modbal_lib import encoders
 from modbal_lib.data import load
-from modbal_lib.encoders import SmallCNN, check_weights, encode
+from modbal_lib.encoders import check_weights, encode
+from modbal_lib.models import SmallCNN
 
 TEXTS = ["grinning face", "red apple", "flag: japan", "", "man in tuxedo"]
 

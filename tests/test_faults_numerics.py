@@ -8,7 +8,7 @@ import torch
 
 from modbal_lib.grads import cosine, project_conflicting, rowwise_cosine
 from modbal_lib.methods.balgrad import project_conflicting as balgrad_projection
-from modbal_lib.methods.base import Strategy
+from modbal_lib.methods.base import Method
 from modbal_lib.methods.goal import GOAL, adaptive_weights, orthogonalize
 from modbal_lib.methods.ogm_ge import OGMGE, coefficients
 from modbal_lib.methods.pcgrad import PCGrad
@@ -170,7 +170,7 @@ def test_features_with_inf_stop_training_at_the_first_step():
         train(features, "joint", epochs=2, device="cpu")
 
 
-class BreaksOneGradient(Strategy):
+class BreaksOneGradient(Method):
     """Joint training that writes inf into one weight of the 'hard' branch at iteration 5."""
 
     name = "breaks_one_gradient"
@@ -205,29 +205,29 @@ def test_ogm_ge_noise_follows_the_training_seed():
     assert runs[0].method.generator.initial_seed() == 0 and runs[1].method.generator.initial_seed() == 1
     again = train(features, "ogm_ge", epochs=1, batch_size=64, seed=1, device="cpu")
     assert again.history == runs[1].history
-    # the noise itself: same model, same batch, the strategy set up with two training seeds
+    # the noise itself: same model, same batch, the method set up with two training seeds
     model = LateFusion({m: tuple(x.shape[1:]) for m, x in features.features.items()}, 4, hidden=8)
     noises = []
     for seed in (0, 1, 1):
-        strategy = OGMGE()
-        strategy.setup(model, features, 1e-3, seed=seed)
-        noises.append(torch.randn(100, generator=strategy.generator))
+        method = OGMGE()
+        method.setup(model, features, 1e-3, seed=seed)
+        noises.append(torch.randn(100, generator=method.generator))
     assert not torch.equal(noises[0], noises[1]) and torch.equal(noises[1], noises[2])
 
 
 def test_an_explicit_seed_option_wins_over_the_training_seed():
     features = toy_features()
-    for strategy_class in (OGMGE, PCGrad):
-        runs = [train(features, strategy_class(seed=7), epochs=1, seed=seed, device="cpu") for seed in (0, 1)]
+    for method_class in (OGMGE, PCGrad):
+        runs = [train(features, method_class(seed=7), epochs=1, seed=seed, device="cpu") for seed in (0, 1)]
         seeds = {run.method.generator.initial_seed() for run in runs}
         assert seeds == {7}
 
 
 def test_pcgrad_order_follows_the_training_seed_and_restarts_with_each_run():
     features = toy_features()
-    strategy = PCGrad()
-    first = train(features, strategy, epochs=1, batch_size=64, seed=2, device="cpu")
+    method = PCGrad()
+    first = train(features, method, epochs=1, batch_size=64, seed=2, device="cpu")
     assert first.method.generator.initial_seed() == 2
     # the same instance trained again draws the same order (it used to continue its old stream)
-    second = train(features, strategy, epochs=1, batch_size=64, seed=2, device="cpu")
+    second = train(features, method, epochs=1, batch_size=64, seed=2, device="cpu")
     assert first.history == second.history

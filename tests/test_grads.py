@@ -77,3 +77,15 @@ def test_project_conflicting_removes_exactly_the_conflicting_component():
     assert torch.equal(project_conflicting(g, torch.zeros(3)), g)
     rows = project_conflicting(torch.stack([g, aligned]), torch.stack([ref, ref]))
     torch.testing.assert_close(rows, torch.stack([torch.tensor([0.0, 1.0, 3.0]), aligned]))
+
+
+def test_to_floats_converts_tensors_and_numbers_in_one_transfer(monkeypatch):
+    from modbal_lib.grads import to_floats
+
+    stacks = []
+    real_stack = torch.stack
+    monkeypatch.setattr(torch, "stack", lambda tensors, *a, **k: stacks.append(len(tensors)) or real_stack(tensors, *a, **k))
+    scalars = to_floats({"w": torch.tensor(0.25), "flag": torch.tensor(True), "scale": 0.75, "cos": torch.tensor([-0.5])})
+    assert scalars == {"w": 0.25, "flag": 1.0, "scale": 0.75, "cos": -0.5}
+    assert all(type(v) is float for v in scalars.values()) and stacks == [3]
+    assert to_floats({"k": 1}) == {"k": 1.0}

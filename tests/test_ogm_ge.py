@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modbal_lib.grads import current_grads
-from modbal_lib.methods.base import Step, Strategy
+from modbal_lib.methods.base import Step, Method
 from modbal_lib.methods.ogm_ge import OGMGE, coefficients, ge_noise, modality_scores
 from modbal_lib.models import LateFusion
 from modbal_lib.train import train
@@ -82,20 +82,20 @@ def test_ge_noise_of_a_constant_gradient_is_tiny():
 
 
 
-def _one_step_grads(strategy, features, seed=0):
+def _one_step_grads(method, features, seed=0):
     torch.manual_seed(seed)
     model = LateFusion({m: tuple(x.shape[1:]) for m, x in features.features.items()}, len(features.class_names), hidden=8)
-    strategy.setup(model, features, 1e-3)
+    method.setup(model, features, 1e-3)
     inputs = {m: x[:32] for m, x in features.features.items()}
     output = model(inputs)
     step = Step(model, inputs, features.labels[:32], features.task, output, 0, 0, 1, 1)
-    scalars = strategy.backward(step, strategy.losses(step))
+    scalars = method.backward(step, method.losses(step))
     return model, current_grads(list(model.parameters())), scalars, step
 
 
 def test_strategy_scales_the_dominant_branch_by_k():
     features = toy_features()
-    _, joint_grads, _, _ = _one_step_grads(Strategy(), features)
+    _, joint_grads, _, _ = _one_step_grads(Method(), features)
     model, grads, scalars, step = _one_step_grads(OGMGE(alpha=0.8, ge=False), features)
     score_easy, score_hard = modality_scores(model, step.output.embeddings, step.labels)
     k_easy, k_hard = coefficients(score_easy, score_hard, 0.8)
@@ -108,7 +108,7 @@ def test_strategy_scales_the_dominant_branch_by_k():
 
 def test_strategy_without_modulation_or_noise_is_joint_training():
     features = toy_features()
-    _, joint_grads, _, _ = _one_step_grads(Strategy(), features)
+    _, joint_grads, _, _ = _one_step_grads(Method(), features)
     _, grads, _, _ = _one_step_grads(OGMGE(alpha=0.0, ge=False), features)
     for a, b in zip(joint_grads, grads):
         torch.testing.assert_close(a, b)
@@ -116,7 +116,7 @@ def test_strategy_without_modulation_or_noise_is_joint_training():
 
 def test_ge_noise_changes_branch_gradients_only_and_training_is_repeatable():
     features = toy_features()
-    _, joint_grads, _, _ = _one_step_grads(Strategy(), features)
+    _, joint_grads, _, _ = _one_step_grads(Method(), features)
     model, grads, _, _ = _one_step_grads(OGMGE(alpha=0.0, ge=True), features)
     names = [name for name, _ in model.named_parameters()]
     for name, a, b in zip(names, joint_grads, grads):

@@ -84,7 +84,7 @@ def test_table1_layout_marks_and_footnote():
         "noisy image", "noisy text", "noisy Avg", "noisy DeltaGap"]
     assert lines[2] == "| Full | _81.00 ± 1.00_ | **81.33 ± 1.53** |"  # highest accuracy bold
     assert lines[6] == "| missing DeltaGap | _30.00 ± 0.00_ | **14.00 ± 1.00** |"  # lowest DeltaGap bold
-    assert lines[-1] == "_mean ± sample SD over n seeds, n = 3; best **bold**, second _italic_._"
+    assert lines[-1] == "Cells: mean ± sample SD over n seeds, n = 3; best **bold**, second _italic_."
     mae = {"a": [table(0.5, 0.9, 0.6, "mae")] * 2, "b": [table(0.4, 0.8, 0.7, "mae")] * 2}
     assert stats.table1(mae).splitlines()[2] == "| mae | _0.50 ± 0.00_ | **0.40 ± 0.00** |".replace("| mae", "| Full")
 

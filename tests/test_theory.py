@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from helpers import toy_features
-from modbal_lib import theory
+from modbal_lib import grads, theory
 from modbal_lib.grads import flatten
 from modbal_lib.methods.base import task_loss
 from modbal_lib.methods.goal import normalized_entropy, total_variance
@@ -258,7 +258,7 @@ def test_sum_fusion_feature_gradients_never_conflict():
 def test_rowwise_cosine():
     a = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
     b = torch.tensor([[0.0, 2.0], [-1.0, -1.0], [1.0, 0.0]], dtype=torch.float64)
-    torch.testing.assert_close(theory.rowwise_cosine(a, b), torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(grads.rowwise_cosine(a, b), torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64))
 
 
 # --- GOAL A.14 -------------------------------------------------------------------------------

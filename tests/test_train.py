@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from modbal_lib.methods import make
+from modbal_lib.experiments import MSLR_CANDIDATES, prepared_options
 from modbal_lib.methods.mslr import MSLR
 from modbal_lib.methods.pcgrad import conflict_fraction, project_tasks
 from modbal_lib.train import train
@@ -76,9 +77,13 @@ def test_pcgrad_trains_and_records_conflicts():
 def test_mslr_gives_each_branch_its_learning_rate():
     result = train(toy_features(), MSLR(lr_scales={"easy": 0.5, "hard": 2.0}), epochs=1, lr=0.01, device="cpu")
     assert result.method.lr_scales == {"easy": 0.5, "hard": 2.0}
-    searched = train(toy_features(), "mslr", epochs=1, lr=0.01, device="cpu", search_epochs=1)
+    with pytest.raises(ValueError, match="MSLR needs a learning-rate scale for every modality"):
+        train(toy_features(), "mslr", epochs=1, device="cpu")  # the search belongs to the experiment layer
+    options = prepared_options("mslr", {"lr": 0.01, "device": "cpu", "search_epochs": 1}, toy_features())
+    searched = train(toy_features(), "mslr", epochs=1, **options)
     assert set(searched.method.lr_scales) == {"easy", "hard"}
-    assert all(s in (0.25, 0.5, 1.0, 2.0, 4.0) for s in searched.method.lr_scales.values())
+    assert all(s in MSLR_CANDIDATES for s in searched.method.lr_scales.values())
+    assert prepared_options("joint", {"lr": 0.01}, toy_features()) == {"lr": 0.01}
 
 
 def test_cpu_training_uses_the_requested_threads_and_restores_the_setting():

@@ -23,7 +23,7 @@ L_T^l the unimodal task losses, L_kl^v and L_kl^l the two KL terms, t the traini
 
 The first functions below are the paper's equations, tensors in and tensors out. Then come
 their generalisation to M >= 2 modalities (``modality_kl_terms``, ``modality_kl_weights``;
-exactly the paper's for M = 2) and the training strategy ``BalGrad`` (method name "balgrad"),
+exactly the paper's for M = 2) and the training method ``BalGrad`` (method name "balgrad"),
 which applies them at every step as Fig. 3 draws it. Its options say how it reads what the
 paper leaves open (what t counts, the projection's scope) and switch reweighting and
 projection off for the four rows of the paper's ablation (Table 2).
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from modbal_lib import grads
-from modbal_lib.features import FeatureSet
-from modbal_lib.methods.base import Step, Strategy
+from modbal_lib.featureset import FeatureSet
+from modbal_lib.methods.base import Step, Method
 from modbal_lib.models import LateFusion
 
 
@@ -105,7 +105,7 @@ def kl_schedule(t: float, gamma: float = 0.5) -> float:
         s(t) = gamma + gamma / (1 + e^(-t)),   g_kl = s(t) (W^l g_kl^l + W^v g_kl^v)
 
     s(0) = 1.5 * gamma (0.75 for the paper's gamma = 1/2) and s(t) -> 2 * gamma as t grows.
-    The paper does not say what t counts; the training strategy chooses (iterations,
+    The paper does not say what t counts; the training method chooses (iterations,
     epochs or normalised progress) and passes it here. t must be non-negative.
     """
     if t < 0:
@@ -191,57 +191,26 @@ def class_distribution_logits(task: str, logits: torch.Tensor) -> torch.Tensor:
                      "(expected multiclass or multilabel)")
 
 
-# --- the training strategy (paper Fig. 3) ---------------------------------------------------
+# --- the training method (paper Fig. 3) ---------------------------------------------------
 
 SCHEDULE_UNITS = ("epoch", "iteration", "progress")
 PROJECTION_SCOPES = ("flat", "per_tensor")
 
 
-class BalGrad(Strategy):
-    """BalGrad training: unimodal heads, reweighted and scheduled mutual KL, inter-task projection.
-
-    Per step, with h = the embedding layers h_m (the parameters both the task loss and the KL
-    reach), f_T = the fused head (plus the attention scorer under attention fusion), f_m = the
-    unimodal heads:
-
-        g_T    = dL_T/dh                                   (task gradient, on h)
-        g_kl   = s(t) sum_m W^m dL_kl^m/dh                  (Eq. 4, on h)
-        g_T'   = g_T - min(g_T.g_kl, 0)/||g_kl||^2 g_kl      (Eq. 6, when ``projection``)
-        h     <- g_T' + sum_m dL_T^m/dh + g_kl              (Fig. 3)
-        f_T   <- dL_T/df_T                                  (the task gradient only)
-        f_m   <- dL_T^m/df_m + s(t) W^m dL_kl^m/df_m         (its CE and its KL)
-
-    The fused head gets "only the projected task gradient": g_kl is zero on f_T, so projecting
-    over (h, f_T) leaves f_T's part of g_T unchanged — projecting on h is the same thing. We
-    leave the unimodal heads out of the projection (g_T is zero there), and give them their CE
-    and KL gradients: the KL is a loss on their predictions, and a head that ignored it would
-    leave the whole pull to h_m.
+class BalGrad(Method):
+    """BalGrad (Fig. 3): unimodal heads, reweighted and scheduled mutual KL (Eqs. 2-4), and the task
+    gradient on the embedding layers h projected off a conflicting KL gradient (Eq. 6).
 
     Options:
-        gamma: the schedule's gamma (Eq. 4; paper 1/2): s(t) = gamma + gamma / (1 + e^-t).
-        schedule_unit: what t counts. "epoch" (default): epochs done, fractional
-            (iteration / iterations per epoch), so s grows smoothly from 1.5 gamma to 2 gamma over
-            the first few epochs (0.75, 0.87, 0.94, 0.98 after 0..3 epochs) whatever the dataset
-            or batch size — a ramp the paper's 20 epochs can see. "iteration": raw steps, so s
-            saturates after ~10 steps (effectively constant 2 gamma). "progress": share of
-            training done in [0, 1), so s only reaches 0.87 at the end.
-        projection_scope: "flat" (default): one dot product over the flattened vector of all of
-            h's parameters, as Eq. 6 and Proposition 2 treat g_T and g_kl as whole vectors (and as
-            PCGrad does); "per_tensor": Eq. 6 applied to each parameter tensor separately (the
-            recorded cosine and conflict stay those of the flat vectors).
-        reweighting: W^m from the unimodal losses (True) or equal weights 1/M (False; same total
-            KL pull, shared evenly). projection: apply Eq. 6 or not. Both off = Table 2's baseline
-            (heads + scheduled mutual KL); one on = "+reweighting" / "+projection"; both = BalGrad.
-        detach_target: passed to ``mutual_kl`` (default True: the other modality is a fixed target).
+        gamma [0.5]: gamma of the schedule s(t) = gamma + gamma / (1 + e^-t) (Eq. 4; paper 1/2).
+        schedule_unit ["epoch"]: what t counts, "epoch" (fractional), "iteration" or "progress" (a reading).
+        projection_scope ["flat"]: Eq. 6 on the flattened h ("flat") or on each tensor ("per_tensor").
+        reweighting [True]: W^m from the unimodal losses (Eq. 3); False: equal weights 1/M.
+        projection [True]: apply Eq. 6. Both switches off = Table 2's baseline.
+        detach_target [True]: the peer's prediction is a fixed target in the KL (the kit's assumption).
 
-    More than two modalities: L_kl^m and W^m as in ``modality_kl_terms`` and ``modality_kl_weights``.
-    Losses: "task", "uni_<m>", and the raw KL pulls "kl_<m>" (the trainer's summed ``loss`` counts
-    them unweighted). Recorded per step: ``cos_task_kl`` = cos(g_T, g_kl) on flat h before the
-    projection, ``conflict`` = 1.0 if g_T.g_kl < 0, ``kl_scale`` = s(t), ``w_<m>`` = W^m.
-
-    Cost: Eq. 6 needs g_T and g_kl on h as separate vectors, so a step runs three backward
-    passes through h (g_T, g_kl, the unimodal CE) where joint training runs one; with wide
-    frozen features (emoji: 1280-d) those passes dominate and a step costs about twice joint's.
+    Records per step: cos_task_kl, conflict, kl_scale, w_<m>. Where each gradient goes, the
+    schedule unit, the projection scope and the cost: chapter 4, sections 1 and 6-8.
     """
 
     name = "balgrad"
@@ -289,7 +258,7 @@ class BalGrad(Strategy):
             losses[f"kl_{m}"] = kl
         return losses
 
-    def kl_weights(self, losses: dict[str, torch.Tensor], modalities: tuple[str, ...]) -> torch.Tensor:
+    def step_kl_weights(self, losses: dict[str, torch.Tensor], modalities: tuple[str, ...]) -> torch.Tensor:
         """W^m (reweighting on) or 1/M each (off), one per modality."""
         unimodal = torch.stack([losses[f"uni_{m}"].detach().float() for m in modalities])
         if not self.reweighting:
@@ -309,7 +278,7 @@ class BalGrad(Strategy):
         fused_head = model.fusion_parameters()
         unimodal_heads = list(model.unimodal_heads.parameters())
         scale = kl_schedule(self.schedule_time(step), self.gamma)
-        weights = self.kl_weights(losses, modalities)
+        weights = self.step_kl_weights(losses, modalities)
         kl_loss = scale * sum(w * losses[f"kl_{m}"] for w, m in zip(weights, modalities))
 
         # three backward passes: g_T (h, f_T), g_kl (h, unimodal heads), then the unimodal CE into .grad
@@ -319,12 +288,12 @@ class BalGrad(Strategy):
 
         n = len(branches)
         g_task, g_kl = grads.flatten(task_grads[:n]), grads.flatten(kl_grads[:n])
-        cos_task_kl = grads.cosine(g_task, g_kl)  # its sign is that of g_T.g_kl (which can overflow)
-        scalars = {"cos_task_kl": cos_task_kl, "conflict": float(cos_task_kl < 0), "kl_scale": scale}
-        scalars.update({f"w_{m}": float(w) for m, w in zip(modalities, weights)})
+        cos_task_kl = grads.rowwise_cosine(g_task, g_kl)  # its sign is that of g_T.g_kl (which can overflow)
+        scalars = {"cos_task_kl": cos_task_kl, "conflict": (cos_task_kl < 0).float(), "kl_scale": scale}
+        scalars.update({f"w_{m}": w for m, w in zip(modalities, weights)})
         if self.projection:
             g_task = self.project(g_task, g_kl, branches)
         grads.write_grads(fused_head, task_grads[n:])
         grads.write_grads(unimodal_heads, kl_grads[n:], accumulate=True)
         grads.write_grads(branches, grads.unflatten(g_task + g_kl, branches), accumulate=True)
-        return scalars
+        return grads.to_floats(scalars)

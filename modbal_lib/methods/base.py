@@ -1,6 +1,6 @@
 """The one small interface every training method implements (the trainer owns everything else).
 
-A method is a ``Strategy``: it says which losses a step has (``losses``) and how their gradients
+A method is a ``Method``: it says which losses a step has (``losses``) and how their gradients
 reach the parameters (``backward``): plain summed backward by default, or edited gradients
 written with ``modbal_lib.grads``. The trainer then takes the optimizer step.
 """
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from modbal_lib.features import FeatureSet
+from modbal_lib.featureset import FeatureSet
 from modbal_lib.models import LateFusion, ModelOutput
 
 
@@ -30,7 +30,7 @@ def task_loss(task: str, logits: Tensor, labels: Tensor) -> Tensor:
 
 @dataclass
 class Step:
-    """One training iteration as a strategy sees it."""
+    """One training iteration as a method sees it."""
 
     model: LateFusion
     inputs: dict[str, Tensor]
@@ -48,7 +48,7 @@ class Step:
         return self.iteration / max(self.total_iterations, 1)
 
 
-class Strategy:
+class Method:
     """Joint training: minimise the sum of the step's losses. Subclasses edit this."""
 
     name = "joint"

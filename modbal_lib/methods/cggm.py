@@ -22,7 +22,7 @@ improvement; rho the scale of the balancing terms (about 1.2-1.3 in the paper);
 theta_F the fused head's parameters, theta_{f_i} those of classifier f_i.
 
 The first functions below are the paper's equations, tensors in and tensors out. The
-training strategy ``CGGM`` (name "cggm") puts them into the trainer's step: the classifiers
+training method ``CGGM`` (name "cggm") puts them into the trainer's step: the classifiers
 (their own Adam), B from their batch metrics, the scaling of each branch's gradient by B_i,
 and L_gm in two variants, "paper" (cosine of gradients, Eq. 12) and "official" (cosine of
 last-layer weights, one step late, as the released code does).
@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modbal_lib.features import FeatureSet
-from modbal_lib.grads import loss_grads, scale_grads
-from modbal_lib.methods.base import Step, Strategy, task_loss
+from modbal_lib.featureset import FeatureSet
+from modbal_lib.grads import loss_grads, scale_grads, to_floats
+from modbal_lib.methods.base import Step, Method, task_loss
 from modbal_lib.models import LateFusion
 
 GUARDS = ("robust", "official")
@@ -130,7 +130,7 @@ def direction_loss(
 
     The released code differs: it takes the cosine between the last-layer WEIGHTS of the
     heads rather than their gradients, uses B / rho here, and adds the loss one iteration
-    late; the training strategy offers that variant.
+    late; the training method offers that variant.
     """
     B = torch.as_tensor(B, dtype=fused_grad.dtype, device=fused_grad.device).detach()
     if B.dim() != 1 or len(B) != len(unimodal_grads):
@@ -151,7 +151,7 @@ def direction_loss(
 
 
 # ---------------------------------------------------------------------------------------------
-# The training strategy
+# The training method
 # ---------------------------------------------------------------------------------------------
 
 VARIANTS = ("paper", "official")
@@ -205,56 +205,21 @@ def head_blocks(model: LateFusion, weight: torch.Tensor) -> list[torch.Tensor]:
     return list(weight.split(model.hidden, dim=1))
 
 
-class CGGM(Strategy):
-    """CGGM training: classifiers f_i on detached embeddings, B from their progress, L_gm.
-
-    Per step, with h_i the branch (embedding layer) of modality i and F the fused head:
-
-        z_i   = f_i(stopgrad(h_i(x_i)))                     classifier logits; nothing flows back into h_i
-        eps_i = metric(z_i, y) on this training batch       (``batch_metric``)
-        d_i   = eps_i(t) - eps_i(t-1), eps(0) = 0            (``metric_improvements``; MAE: eps(0) = first batch)
-        B     = balance_terms(d, rho, guard)                 (Eq. 7)
-        L     = L_task + lam * L_gm                          (Eq. 12, see ``variant``)
-        grad h_i <- B_i * dL/dh_i                            (magnitude modulation)
-        f_i   <- their own optimizer on their own losses L(z_i, y)
-
-    The classifiers belong to the strategy (``self.classifiers``), not to the model: the model
-    used for evaluation is the LateFusion model alone, as the paper drops f_i at inference.
-    The previous metric values are carried across epochs, as in the released code.
+class CGGM(Method):
+    """CGGM: classifiers f_i on detached embeddings, balancing terms B from their progress (Eq. 7)
+    scaling each branch's gradient, and the direction loss L_gm (Eq. 12) added with weight lam.
 
     Options:
-        variant: how L_gm is built (only matters with ``direction``).
-            "paper" (default): Eq. 12 with gradients, L_gm = (1/M) sum_i (|B_i| - B_i cos(dL_task/dW_F,
-            dL_i/dW_{f_i})), W_F the fused head's weight (under concat its block W_i, see
-            ``head_blocks``) and W_{f_i} the last layer of f_i. dL_task/dW_F is taken with
-            create_graph so that L_gm trains every parameter it depends on (the head and, through
-            f_fus, the branches): a double backward, the costly part of this variant.
-            "official": what the released code does: the cosine between the last-layer WEIGHTS of
-            F (block W_i) and of f_i, with B / rho in place of B, computed in iteration t on clones
-            of the weights as they are before the optimizer step and added to the loss of
-            iteration t + 1. Only the fused head's weight receives its gradient, one step stale
-            (the classifiers' weights are constants here; the released code zeroes their share).
-        rho: scale of the balancing terms (paper 1.2-1.3; default 1.3, the released code's).
-            With every d_i >= 0 the B_i sum to rho (M - 1): equal progress gives every branch
-            B = rho (M - 1) / M (0.65 for two modalities), so CGGM also shrinks the branches'
-            effective learning rate compared with joint training.
-        lam: weight lambda of L_gm (paper 0.05-0.2; default 0.05, the released code's Food-101
-            setting, the image-text classification closest to this kit's data).
-        guard: what Eq. 7 does when the batch metrics got worse or did not move, passed to
-            ``balance_terms``: "robust" (default, B in [0, rho]) or "official" (B can be negative or
-            huge; the released code relies on its gradient clipping to survive it).
-        magnitude, direction: ablation switches for the gradient scaling and for L_gm.
-        classifier: f_i's form, "linear" (default) or "mlp" (``make_classifier``).
-        classifier_lr: learning rate of the classifiers' Adam (default 5e-4, the released code's;
-            it uses the run's optimizer with weight decay 3e-3).
-        clip_norm: if set, clip the norm of all model gradients after the scaling (the released
-            code clips at 0.8, which can undo part of the scaling: a branch scaled up may be cut
-            back). Default None: no clipping, so B acts exactly as Eq. 7 says.
+        variant ["paper"]: L_gm from gradients (Eq. 12, same iteration) or "official" (released code).
+        rho [1.3]: scale of the balancing terms (Eq. 7). lam [0.05]: weight of L_gm.
+        guard ["robust"]: Eq. 7 when a metric did not improve: "robust" (B in [0, rho]) or "official".
+        magnitude [True], direction [True]: the gradient scaling and L_gm (Table 6's switches).
+        classifier ["linear"] or "mlp"; classifier_lr [5e-4]: the classifiers' Adam learning rate.
+        clip_norm [None]: clip the model's gradient norm after the scaling (the released code: 0.8).
 
-    Recorded per step: ``B_<m>``; the classifiers' batch metric ``acc_clf_<m>`` (multiclass),
-    ``mae_clf_<m>`` (regression) or ``f1_clf_<m>`` (multilabel, micro-F1); their losses
-    ``loss_clf_<m>``; and, with ``direction``, ``loss_gm``, the L_gm computed at this step
-    (unweighted; under "official" it enters the next step's loss).
+    Records per step: B_<m>, the classifiers' batch metric (acc/mae/f1_clf_<m>), loss_clf_<m>,
+    loss_gm. The classifiers belong to the method, not the model. Discussion: chapter 5,
+    sections 2-4 (equations vs released code) and 8 (the official recipe).
     """
 
     name = "cggm"
@@ -364,16 +329,12 @@ class CGGM(Strategy):
         self.classifier_optimizer.step()
         self.classifier_optimizer.zero_grad(set_to_none=True)
 
-        recorded = [B, metric, torch.stack(classifier_losses).detach()]
-        if direction is not None:
-            recorded.append(direction.detach().reshape(1))
-        values = torch.cat(recorded).tolist()  # one device sync for all the scalars
         metric_name = METRIC_NAMES[step.task]
         scalars = {}
         for i, m in enumerate(modalities):
-            scalars[f"B_{m}"] = values[i]
-            scalars[f"{metric_name}_clf_{m}"] = values[len(modalities) + i]
-            scalars[f"loss_clf_{m}"] = values[2 * len(modalities) + i]
+            scalars[f"B_{m}"] = B[i]
+            scalars[f"{metric_name}_clf_{m}"] = metric[i]
+            scalars[f"loss_clf_{m}"] = classifier_losses[i]
         if direction is not None:
-            scalars["loss_gm"] = values[-1]
-        return scalars
+            scalars["loss_gm"] = direction
+        return to_floats(scalars)

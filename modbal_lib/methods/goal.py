@@ -20,12 +20,12 @@ classes; u the normalised entropy, c = 1 - u the confidence, T the temperature; 
 leveraged gradient of modality m and g_m'' its orthogonalised version.
 
 The functions at the top are the paper's equations, tensors in and tensors out. Below them,
-``GOAL`` is the training strategy built on them (name "goal"): the fusion-loss gradient of
+``GOAL`` is the training method built on them (name "goal"): the fusion-loss gradient of
 each branch is leveraged and orthogonalized, the unimodal-loss gradients are left alone.
 Its default ``variant="feature"`` takes g^(m) as the per-sample gradient with respect to
 the modality's embedding f_m (the paper's per-sample cosine histograms; it works whatever
 the branches look like); ``variant="parameter"`` projects flattened branch-parameter
-gradients and needs branches of one shape. ``adaptive_leveraging``, ``orthogonalize`` and
+gradients and needs branches of one shape. ``adaptive_leveraging``, ``orthogonalization`` and
 ``T`` give the paper's ablations and temperature sweep.
 """
 
@@ -38,9 +38,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from modbal_lib.features import FeatureSet
-from modbal_lib.grads import flatten, loss_grads, project_conflicting, rowwise_cosine, unflatten, write_grads
-from modbal_lib.methods.base import Step, Strategy
+from modbal_lib.featureset import FeatureSet
+from modbal_lib.grads import flatten, loss_grads, project_conflicting, rowwise_cosine, to_floats, unflatten, write_grads
+from modbal_lib.methods.base import Step, Method
 from modbal_lib.models import LateFusion
 
 
@@ -129,7 +129,7 @@ def orthogonalize(grads: Sequence[torch.Tensor], eps: float = 1e-8) -> list[torc
     return result
 
 
-# --- the training strategy -------------------------------------------------------------------
+# --- the training method -------------------------------------------------------------------
 
 VARIANTS = ("feature", "parameter")
 
@@ -146,65 +146,21 @@ def pair_cosines(grads: Sequence[torch.Tensor], modalities: Sequence[str]) -> di
     }
 
 
-class GOAL(Strategy):
-    """GOAL as a training strategy: AL then GO on the fusion-loss gradient g^(m) of each branch.
+class GOAL(Method):
+    """GOAL: Adaptive Leveraging (Eqs. 6-7) then Gradient Orthogonalization (Eqs. 9-10) on the
+    fusion-loss gradient g^(m) of each branch; each unimodal gradient G^(m) passes untouched.
 
-    Losses: the fusion loss L_mm (``task``) and each unimodal loss L^(m) (``uni_<m>``, from the
-    unimodal heads W^(m)). Per step:
+    Options:
+        variant ["feature"]: g^(m) per sample at the embedding f_m (the kit's reading) or
+            "parameter" (the flat gradient on branch m's parameters; needs equal branch shapes).
+        adaptive_leveraging [True]: AL; off means w^(m) = 1 (joint training's scale).
+        orthogonalization [True]: GO.
+        T [1.0]: AL's temperature (Eq. 7). eps [0.0]: the eps of Eq. 10.
+        keep_cosines [False]: keep each step's per-sample cosines in ``self.cosines``.
 
-        g^(m)   = dL_mm / d(branch m)                      (fusion-loss gradient)
-        g^(m)'  = w^(m) g^(m)                               (AL, Eqs. 6-7; w = 1 when AL is off)
-        g^(m)'' = orthogonalize(g^(1)', ..., g^(M)')        (GO, Eqs. 9-10; skipped when GO is off)
-        branch m receives g^(m)'' + G^(m),   G^(m) = dL^(m) / d(branch m), untouched
-
-    The fused head gets its plain L_mm gradient; each unimodal head its plain L^(m) gradient.
-
-    Options (defaults in brackets):
-
-    - ``variant`` ["feature"]: what g^(m) is.
-      "feature": the per-sample gradient of L_mm with respect to the modality's embedding f_m,
-      a [B, hidden] tensor, the same width for every modality. AL scales it, GO projects it row
-      by row (sample by sample), and the result is back-propagated into branch m together with
-      the unimodal loss in ONE backward pass. This is the reading that fits the paper's
-      per-sample cosine histograms (Fig. 2a, Fig. 5) and the only one that works when the
-      branches differ (a 1280-d image and a 384-d text embedding layer have no common
-      parameter space to project in). It also costs almost nothing: the fusion-loss gradient
-      at the embeddings needs a backward pass through the fused head only (the extra cost is
-      that pass, the AL weights, the projections and the recorded statistics).
-      "parameter": g^(m) is the flattened gradient of L_mm on branch m's parameters, one vector
-      per modality, leveraged, orthogonalized and written back. Possible only when all branches
-      have the same parameter shapes (the paper's two ResNet-18s; here: equal input sizes);
-      otherwise ``setup`` raises an error naming the shapes. Costs a second full backward pass.
-      What a "conflict" between modalities means: g^(a) and g^(b) live in different branches'
-      coordinates, so their dot product depends on how the hidden units happen to be numbered
-      (permute branch b's units, and the matching columns of the heads, and the model is the
-      same but the cosines change). The paper's parameter-space reading has the same property.
-      Under ``sum`` fusion dL_mm/df_m = dL_mm/df_fus for every m: the feature gradients are
-      equal and never conflict, so GO acts under ``concat`` and ``attention`` only.
-    - ``adaptive_leveraging`` [True]: AL. Off means w^(m) = 1 for every modality, so the
-      fusion gradient keeps joint training's scale: with both switches off the strategy is
-      exactly joint training with unimodal heads. (AL's weights sum to 1, so with AL on the
-      fusion gradient reaching a branch is on average 1/M of joint training's, as in the paper.)
-    - ``orthogonalize`` [True]: GO.
-    - ``T`` [1.0]: AL temperature (the paper's default; its sweep covers 0.2..1.0).
-    - ``eps`` [0.0]: the eps of Eq. 10. ``project_conflicting`` is already safe for a zero
-      reference gradient, and a per-sample feature gradient of a batch-mean loss is small (it
-      carries the mean's 1/B: norm ~1e-3 at B = 128, less once a sample is fit, so
-      ||g_j'||^2 ~ 1e-6 to 1e-10), so an absolute eps such as 1e-8 would leave part of the
-      conflict in place. With eps = 0 two modalities never conflict after GO.
-    - ``keep_cosines`` [False]: keep every step's per-sample cosines (CPU tensors) in
-      ``self.cosines``, a list of {"<a>_<b>_before": [B], "<a>_<b>_after": [B], ...} dicts,
-      for before/after histograms.
-
-    Tasks: multiclass is GOAL's setting (entropy of a softmax). Multilabel: each label is a
-    binary prediction, softmax([z, 0]) = (sigmoid z, 1 - sigmoid z), and AL treats every
-    (sample, label) pair as one of the N' predictions averaged in Eq. 7. Regression has no
-    predictive distribution, so AL is refused (GO alone works).
-
-    Recorded every step: ``w_<m>``; per pair of modalities ``cos_<a>_<b>_before`` and
-    ``cos_<a>_<b>_after`` (the mean over samples of the per-sample cosine for "feature", the
-    cosine of the flat vectors for "parameter"); ``conflict_before`` and ``conflict_after``,
-    the share of (sample, pair) combinations whose gradients conflict (negative dot product).
+    Records per step: w_<m>, cos_<a>_<b>_before/_after, conflict_before/_after. Multiclass and
+    multilabel (AL per binary label); regression refuses AL. Which gradient, the two variants,
+    eps and the caveats: chapter 6, sections 1, 4, 9 and 10.
     """
 
     name = "goal"
@@ -214,7 +170,7 @@ class GOAL(Strategy):
         self,
         variant: str = "feature",
         adaptive_leveraging: bool = True,
-        orthogonalize: bool = True,
+        orthogonalization: bool = True,
         T: float = 1.0,
         eps: float = 0.0,
         keep_cosines: bool = False,
@@ -225,7 +181,7 @@ class GOAL(Strategy):
             raise ValueError(f"GOAL: temperature T must be a finite positive number, got {T}")
         self.variant = variant
         self.adaptive_leveraging = adaptive_leveraging
-        self.orthogonalize = orthogonalize
+        self.orthogonalization = orthogonalization
         self.T = T
         self.eps = eps
         self.keep_cosines = keep_cosines
@@ -276,7 +232,7 @@ class GOAL(Strategy):
 
         weights = self.leverage_weights(step)
         leveraged = [w * g for w, g in zip(weights, fusion_grads)]
-        edited = orthogonalize(leveraged, self.eps) if self.orthogonalize else leveraged
+        edited = orthogonalize(leveraged, self.eps) if self.orthogonalization else leveraged
 
         unimodal = torch.stack([loss for name, loss in losses.items() if name != "task"]).sum()
         if self.variant == "feature":  # g'' + G into each branch in one backward pass
@@ -303,4 +259,4 @@ class GOAL(Strategy):
             scalars[f"cos_{pair}_after"] = after[pair].mean()
         scalars["conflict_before"] = (torch.stack(list(before.values())) < 0).float().mean()
         scalars["conflict_after"] = (torch.stack(list(after.values())) < 0).float().mean()
-        return dict(zip(scalars, torch.stack(list(scalars.values())).tolist()))
+        return to_floats(scalars)

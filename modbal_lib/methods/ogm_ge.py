@@ -21,9 +21,9 @@ import math
 
 import torch
 
-from modbal_lib.features import FeatureSet
-from modbal_lib.grads import scale_grads
-from modbal_lib.methods.base import Step, Strategy
+from modbal_lib.featureset import FeatureSet
+from modbal_lib.grads import scale_grads, to_floats
+from modbal_lib.methods.base import Step, Method
 from modbal_lib.models import LateFusion
 
 
@@ -76,7 +76,7 @@ def ge_noise(grad: torch.Tensor, generator: torch.Generator | None = None) -> to
 
 
 # ---------------------------------------------------------------------------------------------
-# The training strategy
+# The training method
 # ---------------------------------------------------------------------------------------------
 
 @torch.no_grad()
@@ -88,7 +88,7 @@ def modality_scores(model: LateFusion, embeddings: dict[str, torch.Tensor], labe
     return [float(probes[m].float().softmax(dim=1)[rows, labels].sum()) for m in model.modalities]
 
 
-class OGMGE(Strategy):
+class OGMGE(Method):
     """Joint training whose dominant branch is slowed by k (``coefficients``), plus GE noise.
 
     Two modalities and a multiclass task, as in the paper. The official code modulates only
@@ -126,4 +126,4 @@ class OGMGE(Strategy):
                     p.grad.add_(noise)
         a, b = step.model.modalities
         n = len(step.labels)
-        return {f"k_{a}": k_a, f"k_{b}": k_b, f"score_{a}": score_a / n, f"score_{b}": score_b / n}
+        return to_floats({f"k_{a}": k_a, f"k_{b}": k_b, f"score_{a}": score_a / n, f"score_{b}": score_b / n})

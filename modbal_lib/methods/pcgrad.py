@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from modbal_lib.features import FeatureSet
-from modbal_lib.grads import cosine, flatten, loss_grads, project_conflicting, unflatten, write_grads
-from modbal_lib.methods.base import Step, Strategy
+from modbal_lib.featureset import FeatureSet
+from modbal_lib.grads import cosine, flatten, loss_grads, project_conflicting, to_floats, unflatten, write_grads
+from modbal_lib.methods.base import Step, Method
 from modbal_lib.models import LateFusion
 
 
@@ -34,7 +34,7 @@ def conflict_fraction(grads: list[Tensor]) -> float:
     return sum(float(cosine(grads[i], grads[j]) < 0) for i, j in pairs) / max(len(pairs), 1)
 
 
-class PCGrad(Strategy):
+class PCGrad(Method):
     """PCGrad over the fused and unimodal losses. ``seed`` seeds the random projection order;
     None (default) takes the training seed."""
 
@@ -53,4 +53,4 @@ class PCGrad(Strategy):
         projected = project_tasks(task_grads, self.generator)
         torch.stack(list(losses.values())).sum().backward()  # the heads' own gradients
         write_grads(shared, unflatten(torch.stack(projected).sum(dim=0), shared))
-        return {"conflict_fraction": conflict_fraction(task_grads)}
+        return to_floats({"conflict_fraction": conflict_fraction(task_grads)})

@@ -1,4 +1,4 @@
-"""CGGM's training strategy: classifiers, B from their progress, gradient scaling, both L_gm variants."""
+"""CGGM's training method: classifiers, B from their progress, gradient scaling, both L_gm variants."""
 
 import copy
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modbal_lib.features import FeatureSet
-from modbal_lib.methods.base import Step, Strategy
+from modbal_lib.methods.base import Step, Method
 from modbal_lib.methods.cggm import CGGM, balance_terms, direction_loss, metric_improvements
 from modbal_lib.models import LateFusion
 from modbal_lib.train import train
@@ -14,22 +14,22 @@ from modbal_lib.train import train
 from helpers import toy_features
 
 
-def build(features: FeatureSet, strategy: Strategy, fusion: str = "concat", seed: int = 0) -> LateFusion:
-    """A small seeded model for ``features``, with ``strategy`` set up on it."""
+def build(features: FeatureSet, method: Method, fusion: str = "concat", seed: int = 0) -> LateFusion:
+    """A small seeded model for ``features``, with ``method`` set up on it."""
     torch.manual_seed(seed)
     outputs = 1 if features.task == "regression" else len(features.class_names)
     model = LateFusion({m: tuple(x.shape[1:]) for m, x in features.features.items()}, outputs, hidden=16, fusion=fusion)
-    strategy.setup(model, features, lr=1e-3)
+    method.setup(model, features, lr=1e-3)
     return model
 
 
-def step_grads(strategy: Strategy, model: LateFusion, features: FeatureSet, rows=slice(0, 64)) -> dict:
-    """One trainer step up to the optimizer: zero grads, forward, losses, the strategy's backward."""
+def step_grads(method: Method, model: LateFusion, features: FeatureSet, rows=slice(0, 64)) -> dict:
+    """One trainer step up to the optimizer: zero grads, forward, losses, the method's backward."""
     inputs = {m: x[rows] for m, x in features.features.items()}
     model.zero_grad(set_to_none=True)
     output = model(inputs)
     step = Step(model, inputs, features.labels[rows], features.task, output, 0, 0, 1, 1)
-    return strategy.backward(step, strategy.losses(step))
+    return method.backward(step, method.losses(step))
 
 
 def grads_of(model: LateFusion) -> dict[str, torch.Tensor]:
@@ -47,36 +47,36 @@ def three_modalities(task: str = "multiclass", n: int = 256) -> FeatureSet:
 @pytest.mark.parametrize("magnitude", [True, False])
 def test_branch_grads_are_joints_scaled_by_B_and_classifiers_send_nothing_back(magnitude):
     features = toy_features()
-    strategy = CGGM(magnitude=magnitude, direction=False)
-    model = build(features, strategy)
+    method = CGGM(magnitude=magnitude, direction=False)
+    model = build(features, method)
     joint_model = copy.deepcopy(model)
-    classifiers_before = copy.deepcopy(strategy.classifiers)
-    scalars = step_grads(strategy, model, features)
-    step_grads(Strategy(), joint_model, features)
+    classifiers_before = copy.deepcopy(method.classifiers)
+    scalars = step_grads(method, model, features)
+    step_grads(Method(), joint_model, features)
     cggm, joint = grads_of(model), grads_of(joint_model)
     for name in cggm:
         modality = name.split(".")[1] if name.startswith("branches.") else None
         B = scalars[f"B_{modality}"] if modality and magnitude else 1.0
         torch.testing.assert_close(cggm[name], B * joint[name], rtol=1e-6, atol=0)
     # the classifiers trained on their own losses (one Adam step) and left no gradient behind
-    for before, after in zip(classifiers_before.parameters(), strategy.classifiers.parameters()):
+    for before, after in zip(classifiers_before.parameters(), method.classifiers.parameters()):
         assert not torch.equal(before, after) and after.grad is None
-    assert set(strategy.classifiers) == {"easy", "hard"}
+    assert set(method.classifiers) == {"easy", "hard"}
 
 
 def test_official_variant_adds_last_steps_weight_cosine_to_the_fused_head_weight_only():
     features = toy_features()
-    strategy = CGGM(variant="official", magnitude=False, lam=0.5)
-    model = build(features, strategy)
+    method = CGGM(variant="official", magnitude=False, lam=0.5)
+    model = build(features, method)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     head_weight = model.head.weight.detach().clone()  # the weights L_gm is taken on: before step 1's update
-    classifier_weights = [strategy.classifiers[m][-1].weight.detach().clone() for m in model.modalities]
-    first = step_grads(strategy, model, features, rows=slice(0, 64))
+    classifier_weights = [method.classifiers[m][-1].weight.detach().clone() for m in model.modalities]
+    first = step_grads(method, model, features, rows=slice(0, 64))
     optimizer.step()
 
     joint_model = copy.deepcopy(model)
-    second = step_grads(strategy, model, features, rows=slice(64, 128))
-    step_grads(Strategy(), joint_model, features, rows=slice(64, 128))
+    second = step_grads(method, model, features, rows=slice(64, 128))
+    step_grads(Method(), joint_model, features, rows=slice(64, 128))
     cggm, joint = grads_of(model), grads_of(joint_model)
     for name in cggm:
         if name != "head.weight":
@@ -84,24 +84,24 @@ def test_official_variant_adds_last_steps_weight_cosine_to_the_fused_head_weight
 
     # the extra gradient is lam * d L_gm / dW_F, L_gm from step 1's weights and B / rho
     W = head_weight.requires_grad_()
-    B = torch.tensor([first["B_easy"], first["B_hard"]]) / strategy.rho
+    B = torch.tensor([first["B_easy"], first["B_hard"]]) / method.rho
     blocks = W.split(model.hidden, dim=1)
     expected = torch.stack([direction_loss(blocks[i], [classifier_weights[i]], B[i : i + 1]) for i in range(2)]).mean()
     assert first["loss_gm"] == pytest.approx(expected.item(), rel=1e-5)
-    (extra,) = torch.autograd.grad(strategy.lam * expected, W)
+    (extra,) = torch.autograd.grad(method.lam * expected, W)
     assert extra.abs().max() > 0
     torch.testing.assert_close(cggm["head.weight"] - joint["head.weight"], extra, rtol=1e-4, atol=1e-7)
-    assert 0 <= second["loss_gm"] <= 2 * max(abs(second["B_easy"]), abs(second["B_hard"])) / strategy.rho
+    assert 0 <= second["loss_gm"] <= 2 * max(abs(second["B_easy"]), abs(second["B_hard"])) / method.rho
 
 
 @pytest.mark.parametrize("fusion", ["concat", "sum", "attention"])
 def test_paper_variant_is_eq12_on_gradients_and_trains_head_and_branches(fusion):
     features = toy_features()
-    strategy = CGGM(variant="paper", magnitude=False, lam=0.2)
-    model = build(features, strategy, fusion=fusion)
-    classifiers = copy.deepcopy(strategy.classifiers)
+    method = CGGM(variant="paper", magnitude=False, lam=0.2)
+    model = build(features, method, fusion=fusion)
+    classifiers = copy.deepcopy(method.classifiers)
     plain_model = copy.deepcopy(model)
-    scalars = step_grads(strategy, model, features)
+    scalars = step_grads(method, model, features)
     plain = CGGM(variant="paper", magnitude=False, direction=False)
     plain.setup(plain_model, features, 1e-3)
     step_grads(plain, plain_model, features)
@@ -184,7 +184,7 @@ def test_same_seed_same_numbers_and_the_model_is_the_fusion_model_alone():
     for a, b in zip([*first.model.parameters(), *first.method.classifiers.parameters()],
                     [*second.model.parameters(), *second.method.classifiers.parameters()]):
         assert torch.equal(a, b)
-    # the classifiers are the strategy's: evaluation sees the same parameters as a joint model's
+    # the classifiers are the method's: evaluation sees the same parameters as a joint model's
     joint = train(features, "joint", epochs=1, device="cpu", show_progress=False)
     assert first.model.state_dict().keys() == joint.model.state_dict().keys()
     assert first.model.unimodal_heads is None
@@ -192,9 +192,9 @@ def test_same_seed_same_numbers_and_the_model_is_the_fusion_model_alone():
 
 def test_clipping_bounds_the_model_gradient_norm():
     features = toy_features()
-    strategy = CGGM(clip_norm=0.05)
-    model = build(features, strategy)
-    step_grads(strategy, model, features)
+    method = CGGM(clip_norm=0.05)
+    model = build(features, method)
+    step_grads(method, model, features)
     total = torch.stack([p.grad.norm() for p in model.parameters()]).norm()
     assert float(total) <= 0.05 + 1e-6
 

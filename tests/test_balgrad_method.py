@@ -1,4 +1,4 @@
-"""The BalGrad training strategy: the gradients it writes (Fig. 3), its options, its ablations, M = 3."""
+"""The BalGrad training method: the gradients it writes (Fig. 3), its options, its ablations, M = 3."""
 
 import math
 
@@ -36,9 +36,9 @@ def tiny_step(seed: int = 0, fusion: str = "concat", iteration: int = 3):
                 iterations_per_epoch=4, total_iterations=40)
 
 
-def run_strategy(strategy: BalGrad, step: Step) -> dict[str, float]:
+def run_method(method: BalGrad, step: Step) -> dict[str, float]:
     step.model.zero_grad(set_to_none=True)
-    return strategy.backward(step, strategy.losses(step))
+    return method.backward(step, method.losses(step))
 
 
 def kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
@@ -69,8 +69,8 @@ def flat(tensors):
 @pytest.mark.parametrize("detach_target", [True, False])
 def test_without_projection_or_reweighting_every_parameter_gets_the_plain_summed_gradient(detach_target):
     step = tiny_step()
-    strategy = BalGrad(reweighting=False, projection=False, detach_target=detach_target)
-    scalars = run_strategy(strategy, step)
+    method = BalGrad(reweighting=False, projection=False, detach_target=detach_target)
+    scalars = run_method(method, step)
     task, uni, pulls = hand_losses(step, detach_target)
     scale = kl_schedule(3 / 4)  # default unit: epochs, iteration 3 of 4 per epoch
     objective = task + uni["a"] + uni["b"] + scale * (0.5 * pulls["a"] + 0.5 * pulls["b"])
@@ -83,7 +83,7 @@ def test_without_projection_or_reweighting_every_parameter_gets_the_plain_summed
 
 def test_reweighting_uses_the_unimodal_loss_shares_as_constants():
     step = tiny_step(seed=1)
-    scalars = run_strategy(BalGrad(projection=False), step)
+    scalars = run_method(BalGrad(projection=False), step)
     task, uni, pulls = hand_losses(step)
     total = uni["a"].item() + uni["b"].item()
     w_a, w_b = uni["a"].item() / total, uni["b"].item() / total
@@ -99,7 +99,7 @@ def test_reweighting_uses_the_unimodal_loss_shares_as_constants():
 def test_projection_removes_the_conflict_from_the_branches_and_leaves_the_fused_head_its_task_gradient(fusion):
     step = tiny_step(seed=0, fusion=fusion)
     model = step.model
-    scalars = run_strategy(BalGrad(), step)
+    scalars = run_method(BalGrad(), step)
     task, uni, pulls = hand_losses(step)
     total_uni = uni["a"] + uni["b"]
     w_a, w_b = (u.item() / total_uni.item() for u in (uni["a"], uni["b"]))
@@ -201,7 +201,7 @@ def test_schedule_unit_decides_what_t_counts(unit):
 
 def test_gamma_scales_the_schedule():
     step = tiny_step()
-    assert run_strategy(BalGrad(gamma=1.0), step)["kl_scale"] == pytest.approx(kl_schedule(0.75, gamma=1.0))
+    assert run_method(BalGrad(gamma=1.0), step)["kl_scale"] == pytest.approx(kl_schedule(0.75, gamma=1.0))
 
 
 # --- more than two modalities -------------------------------------------------------------

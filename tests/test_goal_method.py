@@ -1,4 +1,4 @@
-"""GOAL as a training strategy: AL then GO on the fusion-loss gradient only (modbal_lib.methods.goal.GOAL)."""
+"""GOAL as a training method: AL then GO on the fusion-loss gradient only (modbal_lib.methods.goal.GOAL)."""
 
 import math
 from types import SimpleNamespace
@@ -42,23 +42,23 @@ def forward(model: LateFusion, features: FeatureSet) -> Step:
     return Step(model, features.features, features.labels, features.task, output, 0, 0, 1, 1)
 
 
-def take_step(model: LateFusion, features: FeatureSet, strategy) -> tuple[dict, dict[str, float]]:
-    """One step of ``strategy`` on the whole (small) feature set; gradients land in ``.grad``.
+def take_step(model: LateFusion, features: FeatureSet, method) -> tuple[dict, dict[str, float]]:
+    """One step of ``method`` on the whole (small) feature set; gradients land in ``.grad``.
 
-    Also returns, per modality, the gradient that reached the embedding f_m in the strategy's
+    Also returns, per modality, the gradient that reached the embedding f_m in the method's
     LAST backward pass (the one into the branches), seen by a hook.
     """
-    strategy.setup(model, features, 1e-3)
+    method.setup(model, features, 1e-3)
     step = forward(model, features)
     seen = {m: [] for m in model.modalities}
     for m, embedding in step.output.embeddings.items():
         embedding.register_hook(seen[m].append)
-    scalars = strategy.backward(step, strategy.losses(step))
+    scalars = method.backward(step, method.losses(step))
     return {m: grads[-1] for m, grads in seen.items()}, scalars
 
 
 def reference_parts(model: LateFusion, features: FeatureSet) -> dict:
-    """Computed independently of the strategy on the same model and batch: for each modality the
+    """Computed independently of the method on the same model and batch: for each modality the
     fusion-loss gradient at the embedding (dL_mm/df_m) and on the branch (g), the unimodal-loss
     gradient at the embedding and on the branch (G), and the heads' plain gradients."""
     step = forward(model, features)
@@ -103,7 +103,7 @@ def test_without_al_and_go_it_is_joint_training_with_unimodal_heads(variant, fus
     features = features_with({"a": 10, "b": 10})
     joint, goal = fresh_model(features, fusion=fusion), fresh_model(features, fusion=fusion)
     take_step(joint, features, JointUnimodalHeads())
-    _, scalars = take_step(goal, features, GOAL(variant=variant, adaptive_leveraging=False, orthogonalize=False))
+    _, scalars = take_step(goal, features, GOAL(variant=variant, adaptive_leveraging=False, orthogonalization=False))
     for (name, p), q in zip(joint.named_parameters(), goal.parameters()):
         assert q.grad is not None, name
         close(q.grad, p.grad)
@@ -117,7 +117,7 @@ def test_al_scales_each_branch_fusion_gradient_by_its_weight():
     parts = reference_parts(model, features)
     weights = hand_weights(parts["uni_logits"])
     assert abs(weights[0] - weights[1]) > 1e-3  # the check would not see a swap otherwise
-    _, scalars = take_step(model, features, GOAL(orthogonalize=False))
+    _, scalars = take_step(model, features, GOAL(orthogonalization=False))
     for k, m in enumerate(model.modalities):
         assert scalars[f"w_{m}"] == pytest.approx(weights[k].item(), abs=1e-6)
         for p, g, G in zip(model.branch_parameters(m), parts["g"][m], parts["G"][m]):
