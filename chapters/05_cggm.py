@@ -15,8 +15,8 @@
 # term $B_i$: small for the modality that is improving fastest, large for one that lags. The
 # **direction** correction adds a loss that turns the fused head's gradient towards the
 # classifiers' gradients, weighted by the same $B_i$. This chapter takes both apart on hand
-# examples, then trains CGGM and measures whether it does what it is meant to do. On our data it
-# mostly does not, and the chapter shows why, step by step.
+# examples, then trains CGGM and measures whether it does what it is meant to do; where it does
+# not, the chapter shows why, step by step.
 #
 # **You will learn:** how the balancing terms (Eq. 7) and the direction loss (Eq. 12) are computed
 # and what they do in the awkward cases (no progress, mixed signs); how the paper's equations and
@@ -37,11 +37,13 @@ import torch
 from IPython.display import Markdown, display
 
 import modbal_lib
-from modbal_lib.experiments import Experiment, compare, over_seeds
+from modbal_lib import stats
+from modbal_lib.claims import paper_vs_measured
+from modbal_lib.dominance import dominant_modality
+from modbal_lib.experiments import Experiment, compare
 from modbal_lib.features import load_features
 from modbal_lib.methods.cggm import balance_terms, direction_loss, metric_improvements
-from modbal_lib.report import format_mean_std, mean_std, paper_vs_measured
-from modbal_lib.studies import dominant_modality, markdown_table
+from modbal_lib.stats import markdown_table
 
 torch.set_num_threads(1)  # the models of this chapter are tiny: one CPU thread is faster than two
 
@@ -263,69 +265,54 @@ emoji_labels = main_labels + [label for label in method_options if label not in 
 emoji_entries = [label if label in ("joint", "cggm") else f"{label}=cggm" for label in emoji_labels]
 emoji = compare("emoji", emoji_entries, SEEDS, method_options=method_options, ratios=(), epochs=EMOJI_EPOCHS)
 seesaw_labels = ["joint", "cggm", "official", "official recipe"]
+seesaw_options = {label: options for label, options in method_options.items() if label in seesaw_labels}
 seesaw = compare("seesaw", [label if label in ("joint", "cggm") else f"{label}=cggm" for label in seesaw_labels],
-                 SEEDS, method_options=method_options, ratios=(), epochs=SEESAW_EPOCHS)
+                 SEEDS, method_options=seesaw_options, ratios=(), epochs=SEESAW_EPOCHS)
 emoji_train = load_features("emoji", "train")
 print(f"emoji: {len(emoji_train)} training samples, modalities {emoji_train.modalities}, "
       f"{len(emoji_train.class_names)} classes")
 
 # %%
-def pm(runs, pick, digits=1):
-    mean, std = over_seeds(runs, pick)
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+def results_tables(runs_by_label, labels, title, digits=1):
+    """BalGrad's Table 1 layout of the runs (``stats.table1``), then each configuration's step time."""
+    table = stats.table1({label: [run.table for run in runs_by_label[label]] for label in labels}, digits=digits)
+    step_ms = [[label, f"{1000 * np.median([r.result.median_step_seconds for r in runs_by_label[label]]):.1f}"]
+               for label in labels]
+    display(Markdown(f"{title}\n\n{table}\n" + markdown_table(["configuration", "ms / step"], step_ms)))
 
 
-def results_table(runs_by_label, labels, digits=1):
-    modalities = list(runs_by_label["joint"][0].table.missing)
-    metric = runs_by_label["joint"][0].table.metric
-    header = ["method", f"Full ({metric})"] + [f"missing {m}" for m in modalities] + ["DeltaGap", "ms / step"]
-    rows = []
-    for label in labels:
-        runs = runs_by_label[label]
-        rows.append([label, pm(runs, lambda r: r.table.full, digits)]
-                    + [pm(runs, lambda r, m=m: r.table.missing[m], digits) for m in modalities]
-                    + [pm(runs, lambda r: r.table.missing_delta_gap, digits),
-                       f"{1000 * np.mean([r.result.median_step_seconds for r in runs]):.1f}"])
-    return markdown_table(header, rows)
-
-
-display(Markdown(f"**emoji**, {EMOJI_EPOCHS} epochs, seeds {SEEDS} (mean ± std over seeds)\n\n"
-                 + results_table(emoji, main_labels)))
-display(Markdown(f"**SeeSaw**, {SEESAW_EPOCHS} epochs, seeds {SEEDS}\n\n" + results_table(seesaw, seesaw_labels)))
+results_tables(emoji, main_labels, f"**emoji**, {EMOJI_EPOCHS} epochs, seeds {SEEDS}")
+results_tables(seesaw, seesaw_labels, f"**SeeSaw**, {SEESAW_EPOCHS} epochs, seeds {SEEDS}")
 
 # %% [markdown]
 # The step times are wall-clock milliseconds per training step on this machine (noisy when it is
 # busy); every CGGM step also trains the classifiers, and the paper variant adds a second backward
-# pass. In the boxes below a difference counts only if it is larger than the seeds' spread,
-# $\sqrt{s_a^2 + s_b^2}$ with $s$ the standard deviations over seeds; with one seed (fast mode)
-# there is no spread to judge by.
-
+# pass. In the boxes below a value over seeds is its mean ± sample SD with n, and CGGM is compared
+# with joint training by the kit's rule (`modbal_lib.stats`, chapter 0): the paired difference
+# seed by seed, Δ [95 % interval], "differs" when the interval excludes 0; with one seed (fast
+# mode) the verdict is "too few seeds".
 
 # %%
-def compared(baseline_values, method_values, lower="lower", higher="higher", digits=1):
-    """Reading of a change of mean against the seeds' spread (a few lines, kept in the chapter)."""
-    (mean_a, std_a), (mean_b, std_b) = mean_std(baseline_values), mean_std(method_values)
-    change = f"{abs(mean_b - mean_a):.{digits}f}"
-    if len(baseline_values) < 2:
-        return f"{lower if mean_b < mean_a else higher} by {change} (one seed: no spread to judge by)"
-    if abs(mean_b - mean_a) <= np.hypot(std_a, std_b):
-        return f"no change beyond the seed spread ({mean_b - mean_a:+.{digits}f})"
-    return f"{lower if mean_b < mean_a else higher} by {change}"
-
-
-def values(runs, pick):
-    return [pick(run) for run in runs]
-
-
 full = lambda run: run.table.full  # noqa: E731
 gap = lambda run: run.table.missing_delta_gap  # noqa: E731
+
+
+def summary(runs, pick, digits=1):
+    return stats.summarize(runs, pick).text(digits)
+
+
+def versus(runs, reference, pick, digits=1):
+    """``pick`` of ``runs`` minus ``pick`` of ``reference``, seed by seed."""
+    return stats.paired_difference(runs, reference, pick).text(digits)
+
+
 display(Markdown(paper_vs_measured(
     "CGGM improves the accuracy of the fused model.",
     "UPMC-Food 101 (image + text, 101 classes) accuracy 92.94 with CGGM, above its baselines.",
     f"emoji (9 classes, frozen EfficientNet-Lite0 and MiniLM features), Full accuracy: joint "
-    f"{format_mean_std(values(emoji['joint'], full))}, CGGM {format_mean_std(values(emoji['cggm'], full))}, "
-    f"official variant {format_mean_std(values(emoji['official'], full))}.",
-    f"CGGM vs joint on emoji: {compared(values(emoji['joint'], full), values(emoji['cggm'], full))}. Different "
+    f"{summary(emoji['joint'], full)}, CGGM {summary(emoji['cggm'], full)}, "
+    f"official variant {summary(emoji['official'], full)}.",
+    f"CGGM − joint, Full on emoji: Δ {versus(emoji['cggm'], emoji['joint'], full)}. Different "
     "data, encoders and model, so only the direction of the change can be compared, not the level.",
 )))
 display(Markdown(paper_vs_measured(
@@ -333,12 +320,12 @@ display(Markdown(paper_vs_measured(
     "the balance is shown through how performance, gradient magnitudes and directions change during training "
     "(Fig. 3, CMU-MOSI) and through higher scores on every dataset; there is no missing-modality test like "
     "this book's, so no paper number for DeltaGap.",
-    f"missing-modality DeltaGap, emoji: joint {format_mean_std(values(emoji['joint'], gap))}, CGGM "
-    f"{format_mean_std(values(emoji['cggm'], gap))}, official {format_mean_std(values(emoji['official'], gap))}, "
-    f"official recipe {format_mean_std(values(emoji['official recipe'], gap))}; SeeSaw: joint "
-    f"{format_mean_std(values(seesaw['joint'], gap))}, CGGM {format_mean_std(values(seesaw['cggm'], gap))}.",
-    f"CGGM vs joint, DeltaGap on emoji: {compared(values(emoji['joint'], gap), values(emoji['cggm'], gap))}; "
-    f"on SeeSaw: {compared(values(seesaw['joint'], gap), values(seesaw['cggm'], gap))}. A lower DeltaGap "
+    f"missing-modality DeltaGap, emoji: joint {summary(emoji['joint'], gap)}, CGGM "
+    f"{summary(emoji['cggm'], gap)}, official {summary(emoji['official'], gap)}, "
+    f"official recipe {summary(emoji['official recipe'], gap)}; SeeSaw: joint "
+    f"{summary(seesaw['joint'], gap)}, CGGM {summary(seesaw['cggm'], gap)}.",
+    f"CGGM − joint, DeltaGap on emoji: Δ {versus(emoji['cggm'], emoji['joint'], gap)}; "
+    f"on SeeSaw: Δ {versus(seesaw['cggm'], seesaw['joint'], gap)}. A lower DeltaGap "
     "would mean less imbalance; sections 6 and 7 show what the balancing terms actually did.",
 )))
 
@@ -401,24 +388,38 @@ def window_mean(runs, series_of, part):
     return float(np.mean(np.concatenate([window(series_of(run), part) for run in runs])))
 
 
-rows = []
+def most_dominant(runs):
+    """The modality that dominates (chapter 1) on most of the runs' seeds."""
+    dominant = [dominant_modality(run.table) for run in runs]
+    return max(dict.fromkeys(dominant), key=dominant.count)
+
+
+rows, readings = [], []
 for name, runs in (("emoji", emoji["cggm"]), ("SeeSaw", seesaw["cggm"])):
     dominant = [dominant_modality(run.table) for run in runs]
-    for m in runs[0].result.model.modalities:
-        rows.append([name, m, f"{dominant.count(m)} of {len(runs)}",
-                     f"{window_mean(runs, lambda run: improvements(run, m), 'early'):.4f}",
-                     f"{window_mean(runs, lambda run: run.result.history[f'B_{m}'], 'early'):.3f}",
-                     f"{window_mean(runs, lambda run: run.result.history[f'B_{m}'], 'late'):.3f}"])
+    modalities = runs[0].result.model.modalities
+    d_early = {m: window_mean(runs, lambda run: improvements(run, m), "early") for m in modalities}
+    b_early = {m: window_mean(runs, lambda run: run.result.history[f"B_{m}"], "early") for m in modalities}
+    b_late = {m: window_mean(runs, lambda run: run.result.history[f"B_{m}"], "late") for m in modalities}
+    for m in modalities:
+        rows.append([name, m, f"{dominant.count(m)} of {len(runs)}", f"{d_early[m]:.4f}", f"{b_early[m]:.3f}",
+                     f"{b_late[m]:.3f}"])
+    fastest, held_early, held_late = (max(d_early, key=d_early.get), min(b_early, key=b_early.get),
+                                      min(b_late, key=b_late.get))
+    held_back = "the faster one is held back" if held_early == fastest else "not the faster one"
+    readings.append(f"- {name}: early, {fastest} has the largest mean d and {held_early} the smallest mean B "
+                    f"({held_back}); late, {held_late} has the smallest mean B, and {most_dominant(runs)} dominates "
+                    "on most seeds.")
 display(Markdown(markdown_table(["data", "modality", "dominates on seeds", "mean d early", "mean B early",
-                                 "mean B late"], rows)))
+                                 "mean B late"], rows) + "\n" + "\n".join(readings)))
 
 # %% [markdown]
 # The paper's reading of Fig. 7 is that the faster modality is held back ($B$ below the neutral
-# value) while it learns faster, and the terms come together as the modalities balance. Early in
-# training that is what the rows show: the modality with the larger mean $d$ gets the smaller
-# $B$. Later the terms do not simply meet at the neutral value: on emoji they cross, and the
-# modality that dominates ends up with the *larger* $B$. The next section looks at what $B$ is
-# made of at that point.
+# value) while it learns faster, and the terms come together as the modalities balance. Check it
+# against the rows and the lines under them: early in training, does the modality with the larger
+# mean $d$ get the smaller $B$? Later, do the terms meet at the neutral value, or do they cross, so
+# that the modality that dominates ends up with the *larger* $B$? The next section looks at what
+# $B$ is made of late in training.
 #
 # ## 7. What the balancing terms are made of: per-batch improvements
 #
@@ -467,28 +468,36 @@ axes[0].legend(fontsize=8)
 figure.tight_layout()
 plt.show()
 
-rows = []
+rows, late = [], {}
 for m in runs[0].result.model.modalities:
     accuracy_late = np.concatenate([window(run.result.history[f"acc_clf_{m}"], "late") for run in runs])
     d_late = np.concatenate([window(improvements(run, m), "late") for run in runs])
     b_late = np.concatenate([window(run.result.history[f"B_{m}"], "late") for run in runs])
+    late[m] = {"accuracy": accuracy_late.mean(), "clipped": d_late.clip(min=0).mean(), "B": b_late.mean()}
     rows.append([m, f"{accuracy_late.mean():.3f}", f"{np.mean(accuracy_late == 1.0):.0%}", f"{d_late.mean():+.4f}",
                  f"{d_late.clip(min=0).mean():.4f}", f"{b_late.mean():.3f}", f"{np.mean(b_late == 0):.0%}"])
+noisiest = max(late, key=lambda m: late[m]["clipped"])
+slowed = min(late, key=lambda m: late[m]["B"])
+leading = most_dominant(runs)
 display(Markdown("Second half of training, emoji, CGGM, all seeds:\n\n" + markdown_table(
     ["modality", "mean batch accuracy", "batches at 100%", "mean d", "mean max(d, 0)", "mean B",
-     "B = 0 (no gradient)"], rows)))
+     "B = 0 (no gradient)"], rows)
+    + f"\nIn these runs {noisiest}'s classifier (mean batch accuracy {late[noisiest]['accuracy']:.3f}) has the "
+    f"largest clipped improvements, {slowed} gets the smallest mean B, and {leading} is the modality that "
+    f"dominates on most seeds{': the weak modality is the one slowed' if slowed != leading else ''}."))
 
 # %% [markdown]
-# Late in training the mean improvement of both classifiers is zero to three decimals: there is no
-# "faster modality" left to detect, only noise. The clipped improvements, the progress the guard
-# actually shares out, are far from zero, and they follow the noise prediction: the image
-# classifier on emoji is close to 100% on the training batches (the image features nearly separate
-# the 9 classes of the training set), so its noise is small. The text classifier sits lower, and
-# its batch accuracy wanders more. The guard reads text's larger noise as faster "progress" and
-# gives text the smaller $B$. On every step where text's batch accuracy ticks up while image's
-# does not, text gets $B = 0$, no gradient at all (the "A saturated" row of section 2 is the
-# extreme case). So the weak modality is the one that ends up **slowed**, the opposite of CGGM's
-# intent, and this is why the terms cross in section 6.
+# What to look for: once learning has slowed, the mean improvement $d$ of each classifier is close
+# to zero: there is no "faster modality" left to detect, only noise. The clipped improvements, the
+# progress the guard actually shares out, stay well above zero and follow the noise prediction: a
+# classifier close to 100% on the training batches (its modality's features nearly separate the
+# training classes) has little noise, one that sits lower wanders more. The guard reads the larger
+# noise as faster "progress" and gives that modality the smaller $B$; on every step where its batch
+# accuracy ticks up while the other's does not, it gets $B = 0$, no gradient at all (the "A
+# saturated" row of section 2 is the extreme case). When the noisier classifier belongs to the weak
+# modality, the weak modality is the one that ends up **slowed**, the opposite of CGGM's intent,
+# and the terms cross as in section 6. With few epochs (fast mode) the classifiers may not have
+# reached their plateau yet, and $d$ still carries some real progress.
 #
 # ### Under Adam, only the variation of B matters
 #
@@ -558,25 +567,28 @@ for name, runs_by_label in (("emoji", emoji), ("SeeSaw", seesaw)):
     negative = [np.mean(np.any([np.asarray(run.result.history[f"B_{m}"]) < 0 for m in modalities], axis=0))
                 for run in runs]
     largest = [max(np.abs(run.result.history[f"B_{m}"]).max() for m in modalities) for run in runs]
-    rows.append([name, format_mean_std(100 * np.asarray(negative), 0), f"{np.median(largest):.2g}",
-                 pm(runs_by_label["cggm"], gap), pm(runs, gap)])
+    rows.append([name, stats.summarize(100 * np.asarray(negative)).text(0), f"{np.median(largest):.2g}",
+                 summary(runs_by_label["cggm"], gap), summary(runs, gap),
+                 versus(runs, runs_by_label["cggm"], gap)])
 display(Markdown(markdown_table(["data", "% of steps with a negative B", "median over seeds of max |B|",
-                                 "DeltaGap, CGGM (robust)", "DeltaGap, official recipe"], rows)))
+                                 "DeltaGap, CGGM (robust)", "DeltaGap, official recipe",
+                                 "official recipe − CGGM, DeltaGap"], rows)))
 
 # %% [markdown]
-# On a sizeable share of the steps one branch is pushed *up* its loss, and now and then a branch's
-# gradient is multiplied by millions. The run survives only because the clipping at 0.8 cuts the
-# total gradient norm back: after the clipping, the gradient of such a step is essentially that one
-# branch's, in whichever direction its sign says, and every other parameter gets almost nothing.
-# Whether this shows in the results depends on the data: compare the seed spreads of DeltaGap in
-# the last two columns.
+# A negative $B$ pushes a branch *up* its loss, and a $|B|$ in the millions multiplies its gradient
+# by millions; the table counts the first and gives the largest of the second. The run survives
+# such steps only because the clipping at 0.8 cuts the total gradient norm back: after the
+# clipping, the gradient of such a step is essentially that one branch's, in whichever direction
+# its sign says, and every other parameter gets almost nothing. Whether this shows in the results
+# depends on the data: compare the seed spreads (sample SD) in the two DeltaGap columns, and read
+# the paired difference in the last one.
 #
 # ## 9. $\rho$ and $\lambda$ (the shape of Fig. 5)
 #
 # The paper's Fig. 5 varies $\rho$ on IEMOCAP and reports the accuracy peaking at $\rho = 1.2$. Here
 # are $\rho$ (with $\lambda = 0.05$) and $\lambda$ (with $\rho = 1.3$) on emoji, with the same seeds
-# and epochs as above; $\lambda = 0$ is the magnitude-only run. Error bars are the standard
-# deviation over seeds; the grey band is joint training.
+# and epochs as above; $\lambda = 0$ is the magnitude-only run. Error bars are the sample SD over
+# seeds; the grey band is joint training's mean ± sample SD.
 
 # %%
 sweeps = {"ρ": {rho: emoji[label] for rho, label in rho_labels.items()},
@@ -586,10 +598,10 @@ for column, (name, sweep) in enumerate(sweeps.items()):
     x = list(sweep)
     for row, (pick, ylabel) in enumerate(((full, "Full accuracy"), (gap, "missing DeltaGap"))):
         axis = axes[row, column]
-        stats = [over_seeds(runs, pick) for runs in sweep.values()]
-        axis.errorbar(x, [s[0] for s in stats], yerr=[s[1] for s in stats], fmt="o-", capsize=3, label="CGGM")
-        joint_mean, joint_std = over_seeds(emoji["joint"], pick)
-        axis.axhspan(joint_mean - joint_std, joint_mean + joint_std, color="gray", alpha=0.3, label="joint ± std")
+        points = [stats.summarize(runs, pick) for runs in sweep.values()]
+        axis.errorbar(x, [p.mean for p in points], yerr=[p.sd for p in points], fmt="o-", capsize=3, label="CGGM")
+        joint = stats.summarize(emoji["joint"], pick)
+        axis.axhspan(joint.mean - joint.sd, joint.mean + joint.sd, color="gray", alpha=0.3, label="joint ± SD")
         axis.set(ylabel=ylabel)
         if row == 1:
             axis.set(xlabel=name)
@@ -603,30 +615,31 @@ plt.show()
 for rho, runs in sweeps["ρ"].items():
     shares = ", ".join(f"B_{m}/ρ {window_mean(runs, lambda run: run.result.history[f'B_{m}'], 'late') / rho:.3f}"
                        for m in runs[0].result.model.modalities)
-    print(f"ρ = {rho}: late mean {shares}; Full {pm(runs, full)}, DeltaGap {pm(runs, gap)}")
+    print(f"ρ = {rho}: late mean {shares}; Full {summary(runs, full)}, DeltaGap {summary(runs, gap)}")
 largest_lambda = max(sweeps["λ"])
 strongest = sweeps["λ"][largest_lambda]
-print(f"λ = {largest_lambda} vs joint: Full {compared(values(emoji['joint'], full), values(strongest, full))}, "
-      f"DeltaGap {compared(values(emoji['joint'], gap), values(strongest, gap))}")
+print(f"λ = {largest_lambda} − joint: Full Δ {versus(strongest, emoji['joint'], full)}, "
+      f"DeltaGap Δ {versus(strongest, emoji['joint'], gap)}")
 
 # %%
-rho_means = {rho: over_seeds(runs, full)[0] for rho, runs in sweeps["ρ"].items()}
+rho_means = {rho: stats.summarize(runs, full).mean for rho, runs in sweeps["ρ"].items()}
 best_rho, worst_rho = max(rho_means, key=rho_means.get), min(rho_means, key=rho_means.get)
-best_vs_worst = compared(values(sweeps["ρ"][worst_rho], full), values(sweeps["ρ"][best_rho], full))
 display(Markdown(paper_vs_measured(
     "The scale ρ of the balancing terms matters; accuracy peaks at ρ = 1.2.",
     "on IEMOCAP the accuracy is highest at ρ = 1.2 (Fig. 5); the paper uses ρ of 1.2–1.3.",
-    "emoji, Full accuracy by ρ: " + ", ".join(f"{rho}: {format_mean_std(values(runs, full))}"
-                                               for rho, runs in sweeps["ρ"].items())
+    "emoji, Full accuracy by ρ: " + ", ".join(f"{rho}: {summary(runs, full)}" for rho, runs in sweeps["ρ"].items())
     + f"; highest mean at ρ = {best_rho}, lowest at ρ = {worst_rho}.",
-    f"best ρ vs worst ρ: {best_vs_worst}. Different data, so the position of a peak cannot be compared; "
+    f"best ρ − worst ρ, Full: Δ {versus(sweeps['ρ'][best_rho], sweeps['ρ'][worst_rho], full)} (the two are "
+    "picked after the fact as the extremes, which favours a 'differs'). Different data, so the position of a "
+    "peak cannot be compared; "
     "under Adam ρ cancels out of the magnitude correction (section 7), and what it still changes here is "
     "the weight of L_gm.",
 )))
 
 # %% [markdown]
-# $B/\rho$ is nearly the same for every $\rho$: the scale changes the level of the terms, not who
-# gets the larger share, and under Adam the level cancels (section 7). $\lambda$ is the knob that
+# Compare $B/\rho$ across the printed lines: where it is nearly the same for every $\rho$, the scale
+# changes the level of the terms, not who gets the larger share, and under Adam the level cancels
+# (section 7). $\lambda$ is the knob that
 # moves the model: it weighs a loss that changes the fused head directly. Whether the direction loss
 # helps or hurts here, read off the right column against the grey band and the last printed line.
 #
@@ -640,8 +653,7 @@ display(Markdown(paper_vs_measured(
 # %%
 three = compare(Experiment("seesaw", dataset_options={"num_modalities": 3}), ["joint", "cggm"], SEEDS, ratios=(),
                 epochs=SEESAW_EPOCHS)
-display(Markdown(f"**SeeSaw, three modalities**, {SEESAW_EPOCHS} epochs, seeds {SEEDS}\n\n"
-                 + results_table(three, ["joint", "cggm"])))
+results_tables(three, ["joint", "cggm"], f"**SeeSaw, three modalities**, {SEESAW_EPOCHS} epochs, seeds {SEEDS}")
 figure, axis = plt.subplots(figsize=(7, 3.8))
 plot_balance_terms(axis, three["cggm"], "SeeSaw, three modalities, CGGM")
 plt.show()
@@ -649,11 +661,11 @@ plt.show()
 display(Markdown(paper_vs_measured(
     "CGGM works with any number of modalities.",
     "results on CMU-MOSI and IEMOCAP (three modalities: text, audio, video) and BraTS 2021 (four MRI sequences).",
-    f"SeeSaw with three modalities, DeltaGap: joint {format_mean_std(values(three['joint'], gap))}, CGGM "
-    f"{format_mean_std(values(three['cggm'], gap))}; Full: joint {format_mean_std(values(three['joint'], full))}, "
-    f"CGGM {format_mean_std(values(three['cggm'], full))}.",
-    f"it runs with three modalities without any change; DeltaGap "
-    f"{compared(values(three['joint'], gap), values(three['cggm'], gap))}.",
+    f"SeeSaw with three modalities, DeltaGap: joint {summary(three['joint'], gap)}, CGGM "
+    f"{summary(three['cggm'], gap)}; Full: joint {summary(three['joint'], full)}, "
+    f"CGGM {summary(three['cggm'], full)}.",
+    f"it runs with three modalities without any change; CGGM − joint, DeltaGap: "
+    f"Δ {versus(three['cggm'], three['joint'], gap)}.",
 )))
 
 # %% [markdown]
@@ -669,8 +681,8 @@ display(Markdown(paper_vs_measured(
 # %%
 regression = compare(Experiment("seesaw", dataset_options={"target": "regression"}), ["joint", "cggm"], SEEDS,
                      ratios=(), epochs=SEESAW_EPOCHS)
-display(Markdown(f"**SeeSaw, regression**, {SEESAW_EPOCHS} epochs, seeds {SEEDS}, MAE\n\n"
-                 + results_table(regression, ["joint", "cggm"], digits=3)))
+results_tables(regression, ["joint", "cggm"], f"**SeeSaw, regression**, {SEESAW_EPOCHS} epochs, seeds {SEEDS}, MAE",
+               digits=3)
 figure, axis = plt.subplots(figsize=(7, 3.8))
 plot_balance_terms(axis, regression["cggm"], "SeeSaw, regression, CGGM")
 plt.show()
@@ -678,14 +690,12 @@ plt.show()
 display(Markdown(paper_vs_measured(
     "CGGM applies to regression with an L1 loss.",
     "CMU-MOSI MAE 0.747 with CGGM (sentiment scores in [−3, 3]).",
-    f"SeeSaw regression (targets in (0, 4)), MAE: joint {format_mean_std(values(regression['joint'], full), 3)}, "
-    f"CGGM {format_mean_std(values(regression['cggm'], full), 3)}; DeltaGap joint "
-    f"{format_mean_std(values(regression['joint'], gap), 3)}, "
-    f"CGGM {format_mean_std(values(regression['cggm'], gap), 3)}.",
+    f"SeeSaw regression (targets in (0, 4)), MAE: joint {summary(regression['joint'], full, 3)}, "
+    f"CGGM {summary(regression['cggm'], full, 3)}; DeltaGap joint {summary(regression['joint'], gap, 3)}, "
+    f"CGGM {summary(regression['cggm'], gap, 3)}.",
     "it runs on a regression target unchanged; the MAE of different targets on different scales cannot be "
-    "compared with the paper's. CGGM vs joint, MAE: "
-    + compared(values(regression["joint"], full), values(regression["cggm"], full), "better (lower)",
-               "worse (higher)", digits=3) + ".",
+    f"compared with the paper's. CGGM − joint, MAE (negative: CGGM's is lower, i.e. better): "
+    f"Δ {versus(regression['cggm'], regression['joint'], full, 3)}.",
 )))
 
 # %% [markdown]
@@ -695,10 +705,12 @@ display(Markdown(paper_vs_measured(
 #   training those changes carry the signal the paper intends. Once learning slows they are sampling
 #   noise, and what $B$ does then is decided by how noisy each classifier's batch accuracy is and
 #   how the guard treats that noise, not by which modality dominates.
-# - Unguarded, as in the released code, $B$ flips the sign of a branch's gradient on a large share
-#   of the steps and now and then reaches millions; the clipping at 0.8 is what keeps training alive.
+# - Unguarded, as in the released code, $B$ flips the sign of a branch's gradient whenever the
+#   improvements have mixed signs and explodes where their sum is near zero (section 8 counts how
+#   often); the clipping at 0.8 is what keeps training alive.
 # - Under Adam, $B$'s level and $\rho$ cancel; only its variation acts, and a branch whose $B$ is
-#   often 0 is slowed. On emoji the one slowed late in training is the weak modality, text.
+#   often 0 is slowed. Which branch that is late in training is decided by whose classifier's
+#   batch accuracy is noisier (section 7), not by which modality dominates.
 # - The direction loss ($\lambda$) is the part that changes the model directly.
 #
 # ## Exercises

@@ -17,10 +17,10 @@
 #
 # **You will learn:** how the methods compare under BalGrad's missing and noisy protocol on emoji
 # (a real image–text task in which, with the default features, the image dominates) and on SeeSaw
-# (the controlled world of chapter 2); how much of each difference survives the spread over seeds;
-# how accuracy falls as a growing
-# share of test samples lose their dominant modality (BalGrad's Fig. 4); what each method costs per
-# training step; and how to run the same comparison on Food-101, Hateful Memes, MM-IMDb or CREMA-D.
+# (the controlled world of chapter 2); which differences hold up seed by seed by the kit's rule;
+# how accuracy falls as a growing share of test samples lose their dominant modality (BalGrad's
+# Fig. 4); what each method costs per training step; and how to run the same comparison on
+# Food-101, Hateful Memes, MM-IMDb or CREMA-D.
 # A method lab at the end lets you turn each method's knobs and watch what happens.
 #
 # **Paper sections:** BalGrad Table 1 (the protocol and its layout: Full, each modality impaired,
@@ -37,12 +37,11 @@ import numpy as np
 from IPython.display import Markdown, display
 
 import modbal_lib
-from modbal_lib import bench, plots
-from modbal_lib.bench_report import (default_methods, full_score, meaningful, method_sentence, missing_gap,
-                                     paired_difference, reading)
+from modbal_lib import bench, plots, stats
+from modbal_lib.claims import paper_vs_measured
+from modbal_lib.dominance import costliest_modality
 from modbal_lib.features import cache_status
-from modbal_lib.report import paper_vs_measured
-from modbal_lib.studies import costliest_modality
+from modbal_lib.report import FULL, MISSING_GAP, default_methods, method_sentence, reading, versus
 from modbal_lib.whatif import method_lab, method_panel
 
 # %% tags=["parameters"]
@@ -99,16 +98,17 @@ for name in EMBEDDED:
 # %% [markdown]
 # ## 2. The table
 #
-# BalGrad's Table 1 layout: one column per method, mean ± std over the seeds, the best of each row
-# in **bold** and the second best in _italics_ (for DeltaGap, lowest is best). Below each table, a
-# reading generated from the same numbers (`bench_report.reading`): each method against joint
-# training **seed by seed**, and a difference called meaningful only when its mean is larger than
-# its standard deviation over the seeds.
+# BalGrad's Table 1 layout (`stats.table1`): one column per method, mean ± sample SD over the seeds,
+# the best of each row in **bold** and the second best in _italics_ (for DeltaGap, lowest is best).
+# Below each table, a reading generated from the same numbers (`modbal_lib.report.reading`): each
+# method against joint training **seed by seed**, by the kit's one rule (`modbal_lib.stats`,
+# chapter 0): the paired difference Δ with its 95 % interval, "differs" when the interval excludes 0,
+# "within seed noise" when it does not, "too few seeds" below three seeds.
 
 # %%
 def show_table(result):
     display(Markdown(f"### {result['dataset']}: {result['epochs']} epochs, seeds {result['seeds']}, "
-                     f"metric {result['metric']}\n\n" + bench.markdown_table(result)))
+                     f"metric {result['metric']}\n\n" + stats.table1(bench.method_tables(result))))
     display(Markdown("\n".join(f"- {sentence}" for sentence in reading(result))))
 
 
@@ -134,7 +134,9 @@ for name in EMBEDDED[1:]:
 # ## 3. The spread over seeds
 #
 # A table of means hides how much a single run can move. Each dot below is one seed's missing
-# DeltaGap; a method whose dots overlap joint's has not shown an effect in this run.
+# DeltaGap. The readings and boxes do not ask whether two clouds of dots overlap: they pair each of a
+# method's dots with joint's dot of the same seed (same initialisation, data order and impairments)
+# and judge the differences of those pairs.
 
 # %%
 figure, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 3.6), squeeze=False)
@@ -168,25 +170,25 @@ for result in results.values():
 # %% [markdown]
 # ## 5. What the papers claim, and what we measured
 #
-# Each box puts a paper's claim next to our measurement on emoji and SeeSaw, made seed by seed against
-# joint training. The papers' numbers come from other datasets, encoders and optimisers, so only the
-# *direction* of a claim can agree or disagree with ours, never the size.
+# Each box puts a paper's claim next to our measurement on emoji and SeeSaw: the method minus joint
+# training, seed by seed, Δ [95 % interval] (n) and the kit's verdict. The papers' numbers come from
+# other datasets, encoders and optimisers, so only the *direction* of a claim can agree or disagree
+# with ours, never the size.
 
 # %%
-def difference(result, method, pick, what):
-    mean, std = paired_difference(result, method, pick)
-    verdict = "meaningful" if meaningful(mean, std) else "within the seeds' spread"
-    return f"{result['dataset']}: {what} {mean:+.1f} ± {std:.1f} points vs joint ({verdict})"
+def against_joint(result, method, pick, what):
+    return f"{result['dataset']}: {what} Δ {versus(result, method, pick).text()}"
 
 
 def at_ratio(result, ratio=0.8):
+    """The modality whose absence costs joint training most, and the pick of its score at ``ratio``."""
     joint_missing = result["methods"]["joint"]["missing"]
     modality = costliest_modality({m: joint_missing[m]["mean"] for m in result["modalities"]}, result["metric"])
-    return modality, lambda run: run["ratio_sweep"][modality][str(ratio)]
+    return modality, lambda table: table.ratio_sweep[modality][ratio]
 
 
 def claims(method):
-    return "; ".join(difference(r, method, missing_gap, "missing DeltaGap") for r in results.values())
+    return "; ".join(against_joint(r, method, MISSING_GAP, "missing DeltaGap") for r in results.values())
 
 
 display(Markdown(paper_vs_measured(
@@ -195,7 +197,8 @@ display(Markdown(paper_vs_measured(
     "and 63.52 with the text missing, a DeltaGap of 50.5 points; BalGrad's DeltaGap is smaller (Table 1).",
     claims("balgrad") + ". With the modality whose absence costs joint training most missing from 80% of the "
     "test samples (Fig. 4): "
-    + "; ".join(difference(r, "balgrad", at_ratio(r)[1], f"{at_ratio(r)[0]} missing at r = 0.8") for r in results.values())
+    + "; ".join(against_joint(r, "balgrad", at_ratio(r)[1], f"{at_ratio(r)[0]} missing at r = 0.8")
+                for r in results.values())
     + ".",
     method_sentence(results[EMBEDDED[0]], "balgrad"),
 )))
@@ -204,7 +207,7 @@ display(Markdown(paper_vs_measured(
 display(Markdown(paper_vs_measured(
     "CGGM improves the multimodal model's accuracy by balancing the branches' gradients.",
     "UPMC Food-101 accuracy 92.94 for CGGM (AdamW, 60 epochs), above its joint baseline.",
-    "; ".join(difference(r, "cggm", full_score, "Full") for r in results.values()) + "; " + claims("cggm") + ".",
+    "; ".join(against_joint(r, "cggm", FULL, "Full") for r in results.values()) + "; " + claims("cggm") + ".",
     method_sentence(results[EMBEDDED[0]], "cggm"),
 )))
 
@@ -214,7 +217,7 @@ display(Markdown(paper_vs_measured(
     "GOAL raises accuracy over concatenation fusion at a small cost per sample.",
     "CREMA-D accuracy 78.23 for GOAL against 69.62 for concatenation (+8.6 points); Hateful Memes 62.30 against "
     "60.20; 17.41 against 15.67 ms per sample (1.11×) and the same GPU memory.",
-    "; ".join(difference(r, "goal", full_score, "Full") for r in results.values()) + "; " + claims("goal")
+    "; ".join(against_joint(r, "goal", FULL, "Full") for r in results.values()) + "; " + claims("goal")
     + "; step time " + ", ".join(f"{goal_cost[name]:.2f}× joint's on {name}" for name in results) + ".",
     method_sentence(results[EMBEDDED[0]], "goal"),
 )))
@@ -246,15 +249,16 @@ for result in results.values():
 # %%
 figure, numbers = method_lab(LAB_METHOD, LAB_DATASET)
 plt.show()
-print(f"{numbers['method']} {numbers['options']} on {numbers['dataset']}, {numbers['epochs']} epochs, seed {numbers['seed']}: "
-      f"missing DeltaGap {numbers['table']['missing']['delta_gap']:.1f} (joint {numbers['joint']['missing']['delta_gap']:.1f}, "
-      f"change {numbers['delta_gap_change']:+.1f}); edits {', '.join(f'{k} {v:.2f}' for k, v in numbers['traces'].items())}")
+print(f"{numbers['method']} {numbers['options']} on {numbers['dataset']}, {numbers['epochs']} epochs, "
+      f"seed {numbers['seed']}: missing DeltaGap {numbers['table']['missing']['delta_gap']:.1f} "
+      f"(joint {numbers['joint']['missing']['delta_gap']:.1f}, change {numbers['delta_gap_change']:+.1f}); "
+      f"edits {', '.join(f'{k} {v:.2f}' for k, v in numbers['traces'].items())}")
 
 # %% [markdown]
 # And the panel: choose a method and a dataset, set the knobs (only the chosen method's knobs apply:
 # BalGrad γ and what t counts; CGGM ρ, λ and variant; GOAL T and the AL/GO switches), and press
 # **Run**. One seed is one sample of the method's behaviour: before you believe a change, rerun it
-# with two other seeds.
+# with two other seeds (below three seeds the kit's rule says "too few seeds").
 
 # %% tags=["nbval-ignore-output"]
 method_panel(LAB_METHOD, LAB_DATASET)
@@ -284,7 +288,8 @@ status = cache_status(DATASET, tuple(SEEDS), **DATASET_OPTIONS) if DATASET else 
 if status is None:
     print("DATASET is not set: the comparison ran on the embedded datasets only (see the table above to prepare one).")
 elif not status.ready:
-    print(status.problem or f"{DATASET}: {len(status.missing)} feature sets are not cached yet: {', '.join(status.missing)}.\n"
+    print(status.problem or f"{DATASET}: {len(status.missing)} feature sets are not cached yet: "
+          f"{', '.join(status.missing)}.\n"
           f"Extract them with: python -m modbal_lib features --dataset {DATASET} --impairments --seeds {max(SEEDS) + 1}")
 else:
     results[DATASET] = bench.run(DATASET, default_methods(DATASET, DATASET_OPTIONS), SEEDS, None, epochs=REAL_EPOCHS,
