@@ -15,10 +15,15 @@
 # computed by the small library `modbal_lib`, which has unit tests.
 #
 # **You will learn here:** how to open and run the chapters, what the paired `.py`/`.ipynb`
-# files are, what *fast* and *full* mode mean, how to use a GPU, and where data and caches live.
+# files are, what *fast* and *full* mode mean, how to use a GPU, where data and caches live, and
+# how the book judges whether two methods differ.
 
 # %%
+from IPython.display import Markdown, display
+from scipy import stats as scipy_stats
+
 import modbal_lib
+from modbal_lib import stats
 from modbal_lib.utils import environment_report
 
 # %% tags=["parameters"]
@@ -87,6 +92,42 @@ print("datasets      :", report["datasets folder"])
 print("mode          :", "fast" if FAST else "full")
 
 # %% [markdown]
+# ## How this book judges a difference
+#
+# Every training run depends on its seed (initialisation, data order, which samples are impaired),
+# so one run proves little: the book trains each setting on several seeds, and one module,
+# `modbal_lib.stats`, summarises them. A quantity over seeds is quoted as its mean ± **sample** SD
+# (divided by n − 1) with the number of seeds n (`stats.summarize`). Two methods are compared
+# **paired, seed by seed** (`stats.paired_difference`): on the same seed both see the same
+# initialisation, data order and impairments, so the difference a_s − b_s removes what the seed does to
+# both and keeps what the method does. Paired differences scatter much less than the scores themselves,
+# so pairing sees differences that two overlapping "mean ± SD" bars hide. The book quotes their mean
+# with a t-interval and one of three verdicts: **differs** when the interval excludes 0, **within seed
+# noise** when it contains 0 (no difference this number of seeds can tell), **too few seeds** below a
+# minimum n, whatever the interval: from two seeds the interval rests on a single spread and the
+# t-factor is huge, so its width says little. The cell below states the rule as the code applies it and
+# works it through on **made-up numbers**.
+
+# %%
+a = [84.1, 86.0, 85.2, 87.3, 85.9]  # ILLUSTRATION ONLY: invented accuracies of "method A" on seeds 0-4
+b = [83.0, 85.1, 83.6, 86.4, 84.4]  # ILLUSTRATION ONLY: invented accuracies of "method B" on the same seeds
+c = [82.6, 85.5, 83.1, 86.9, 84.1]  # ILLUSTRATION ONLY: a "method C" that beats B on some seeds, not others
+t_factor = {n: scipy_stats.t.ppf(0.5 + stats.CONFIDENCE / 2, n - 1) for n in (stats.MIN_SEEDS - 1, len(a))}
+display(Markdown(
+    f"**The rule** (`modbal_lib.stats`): values over seeds are quoted as {stats.SD_NOTE}; comparisons as a "
+    f"{stats.DIFFERENCE_NOTE}. The interval is the mean difference ± t × (sample SD of the differences)/√n, "
+    f"with t = {t_factor[len(a)]:.2f} for {len(a)} seeds but {t_factor[stats.MIN_SEEDS - 1]:.1f} for "
+    f"{stats.MIN_SEEDS - 1}.\n\n"
+    "**Worked example, made-up numbers (an illustration, not a result of this kit):**\n\n"
+    f"* A: {stats.summarize(a).text()}; B: {stats.summarize(b).text()}; C: {stats.summarize(c).text()}. "
+    "The ± bars overlap.\n"
+    f"* A − B, paired seed by seed: {stats.paired_difference(a, b).text()} (A is above B on every seed).\n"
+    f"* C − B: {stats.paired_difference(c, b).text()}.\n"
+    f"* A − B on the first two seeds only: {stats.paired_difference(a[:2], b[:2]).text()}."))
+
+# %% [markdown]
 # ## Exercises
 # 1. Run this chapter in fast and in full mode with papermill and compare the printed mode.
 # 2. Set `MODBAL_CACHE` to a fresh folder and watch the next chapter build its feature cache.
+# 3. In the worked example, change one seed of A so that A − B turns negative there. How does the interval
+#    move, and when does the verdict change?

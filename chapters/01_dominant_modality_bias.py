@@ -39,12 +39,13 @@ import numpy as np
 from IPython.display import Markdown, display
 
 import modbal_lib
+from modbal_lib.claims import paper_vs_measured
 from modbal_lib.data import cremad
 from modbal_lib.data import load as load_dataset
+from modbal_lib.dominance import Dominance, halfway_iteration, learns_first, rescore_missing
 from modbal_lib.encoders import encode
 from modbal_lib.experiments import Experiment, compare
-from modbal_lib.report import format_mean_std, paper_vs_measured
-from modbal_lib.studies import Dominance, halving_iteration, learns_first, markdown_table, rescore_missing
+from modbal_lib.stats import WITHIN_NOISE, markdown_table, paired_difference, summarize, table1
 from modbal_lib.utils import data_dir
 
 # %% tags=["parameters"]
@@ -145,13 +146,11 @@ for m in MODALITIES:
 # %%
 main_runs = compare(default, ["joint", "unimodal_image", "unimodal_text"], SEEDS, epochs=EPOCHS, ratios=())
 joint_runs = main_runs["joint"]
-rows = [[name, format_mean_std([dict(run.table.rows())[name] for run in joint_runs])]
-        for name, _ in joint_runs[0].table.rows()]
-display(Markdown(f"**Joint training on emoji, accuracy (%), {len(SEEDS)} seeds**\n\n"
-                 + markdown_table(["row (BalGrad Table 1 layout)", "joint"], rows)))
+display(Markdown(f"**Joint training on emoji, accuracy (%), BalGrad's Table 1 layout**\n\n"
+                 + table1({"joint": [run.table for run in joint_runs]}, marks=False)))
 
 # %% [markdown]
-# `Dominance` (in `modbal_lib.studies`) collects these tables over seeds and names the modality
+# `Dominance` (in `modbal_lib.dominance`) collects these tables over seeds and names the modality
 # whose absence costs most, on average and seed by seed.
 
 # %%
@@ -159,15 +158,17 @@ OTHER = {"image": "text", "text": "image"}
 main_dominance = Dominance("EfficientNet, raw features", [run.table for run in joint_runs])
 dominant, weak = main_dominance.dominant, OTHER[main_dominance.dominant]
 noisy = {m: [run.table.noisy[m] for run in joint_runs] for m in MODALITIES}
+noisy_vs_missing = paired_difference(noisy[dominant], main_dominance.missing(dominant))
 display(Markdown(
     f"**Reading.** The {dominant} dominates on {main_dominance.agreeing_seeds} of {len(SEEDS)} seeds. Left with only "
-    f"the {weak} ({dominant} missing) the joint model scores {format_mean_std(main_dominance.missing(dominant))}, "
-    f"against {format_mean_std(main_dominance.full)} with both; left with only the {dominant} it scores "
-    f"{format_mean_std(main_dominance.missing(weak))}. The DeltaGap, {format_mean_std(main_dominance.delta_gap)} "
+    f"the {weak} ({dominant} missing) the joint model scores {summarize(main_dominance.missing(dominant)).text()}, "
+    f"against {summarize(main_dominance.full).text()} with both; left with only the {dominant} it scores "
+    f"{summarize(main_dominance.missing(weak)).text()}. The DeltaGap, {summarize(main_dominance.delta_gap).text()} "
     f"points, measures that asymmetry. With noise instead of absence: noisy {dominant} "
-    f"{format_mean_std(noisy[dominant])}, noisy {weak} {format_mean_std(noisy[weak])}"
+    f"{summarize(noisy[dominant]).text()}, noisy {weak} {summarize(noisy[weak]).text()}; noisy minus missing "
+    f"{dominant}, seed by seed: {noisy_vs_missing.text()}"
     + (f" (noise on the {dominant} hurts even more than its absence: corrupted features mislead, missing ones "
-       "only stop informing)." if np.mean(noisy[dominant]) < np.mean(main_dominance.missing(dominant)) else ".")))
+       "only stop informing)." if noisy_vs_missing.differs and noisy_vs_missing.mean < 0 else ".")))
 
 # %% [markdown]
 # ## 5. Unimodal ceilings and the negative-transfer check
@@ -176,7 +177,8 @@ display(Markdown(
 # checks follow:
 #
 # 1. **Is each modality used?** Compare the joint model *left with only modality m* (the other
-#    one missing) with the model trained on m alone. A big shortfall means the joint model never
+#    one missing) with the model trained on m alone, seed by seed (the kit's paired difference,
+#    `modbal_lib.stats`, explained in chapter 0). A big shortfall means the joint model never
 #    learned to use m on its own.
 # 2. **Negative transfer.** In BalGrad's sense: removing a modality *raises* the score
 #    (`ImpairmentTable.negative_transfer`). In Wang et al.'s sense: the joint model is worse
@@ -185,36 +187,45 @@ display(Markdown(
 # %%
 ceiling = {m: [run.table.full for run in main_runs[f"unimodal_{m}"]] for m in MODALITIES}
 left_with = {m: [run.table.missing[OTHER[m]] for run in joint_runs] for m in MODALITIES}
-shortfall = {m: np.subtract(ceiling[m], left_with[m]) for m in MODALITIES}
-rows = [[f"{m} only", format_mean_std(ceiling[m]), format_mean_std(left_with[m]), format_mean_std(shortfall[m])]
+shortfall = {m: paired_difference(ceiling[m], left_with[m]) for m in MODALITIES}
+rows = [[f"{m} only", summarize(ceiling[m]).text(), summarize(left_with[m]).text(), shortfall[m].text()]
         for m in MODALITIES]
-display(Markdown(markdown_table(["modality", "unimodal ceiling", "joint model, other one missing", "shortfall"], rows)))
+display(Markdown(markdown_table(["modality", "unimodal ceiling", "joint model, other one missing",
+                                 "shortfall (ceiling − joint, paired)"], rows)))
 
 fig, ax = plt.subplots(figsize=(6, 3))
 positions = np.arange(len(MODALITIES))
-ax.bar(positions - 0.2, [np.mean(ceiling[m]) for m in MODALITIES], 0.4,
-       yerr=[np.std(ceiling[m]) for m in MODALITIES], label="trained on m alone (ceiling)")
-ax.bar(positions + 0.2, [np.mean(left_with[m]) for m in MODALITIES], 0.4,
-       yerr=[np.std(left_with[m]) for m in MODALITIES], label="joint model left with m only")
+for offset, scores, label in ((-0.2, ceiling, "trained on m alone (ceiling)"),
+                               (0.2, left_with, "joint model left with m only")):
+    summaries = [summarize(scores[m]) for m in MODALITIES]
+    ax.bar(positions + offset, [s.mean for s in summaries], 0.4, yerr=[s.sd for s in summaries], label=label)
 ax.set_xticks(positions, [f"{m} only" for m in MODALITIES])
 ax.set_ylabel("test accuracy (%)")
 ax.set_ylim(0, 100)
+ax.set_title(f"mean ± sample SD over {len(SEEDS)} seeds", fontsize=9)
 ax.legend(fontsize=8, loc="lower left")
 plt.show()
 
 # %%
 joint_full = [run.table.full for run in joint_runs]
-joint_gain = np.subtract(joint_full, np.maximum(ceiling["image"], ceiling["text"]))
+joint_gain = paired_difference(joint_full, np.maximum(ceiling["image"], ceiling["text"]))
 flagged = Counter(m for run in joint_runs for m in run.table.negative_transfer)
+ceilings_compared = paired_difference(ceiling[weak], ceiling[dominant])
+weak_alone = ""
+if ceilings_compared.differs:
+    weak_alone = f": the neglected modality is the {'stronger' if ceilings_compared.mean > 0 else 'weaker'} one alone"
+gain_reading = ""
+if joint_gain.differs:
+    gain_reading = ": the joint model is worse than the best unimodal one" if joint_gain.mean < 0 else ": fusing helps"
+elif joint_gain.verdict == WITHIN_NOISE:
+    gain_reading = ": no gain or loss from fusing that these seeds can show"
 display(Markdown(
-    f"**Reading.** The {weak} alone reaches {format_mean_std(ceiling[weak])} (the {dominant} alone: "
-    f"{format_mean_std(ceiling[dominant])}; the neglected modality is the "
-    f"{'stronger' if np.mean(ceiling[weak]) > np.mean(ceiling[dominant]) else 'weaker'} one on its own), "
-    f"but the joint model left with only the "
-    f"{weak} reaches {format_mean_std(left_with[weak])}: a shortfall of {format_mean_std(shortfall[weak])} points "
-    f"(for the {dominant}: {format_mean_std(shortfall[dominant])}). "
-    f"Joint minus best unimodal model: {format_mean_std(joint_gain)} points "
-    f"({'the joint model is worse than the best unimodal one' if np.mean(joint_gain) < 0 else 'fusing helps'} on average). "
+    f"**Reading** (differences in percentage points). The {weak} alone reaches {summarize(ceiling[weak]).text()}, "
+    f"the {dominant} alone {summarize(ceiling[dominant]).text()} ({weak} − {dominant}, paired: "
+    f"{ceilings_compared.text()}{weak_alone}). The joint model left with only the {weak} reaches "
+    f"{summarize(left_with[weak]).text()}: a shortfall of {shortfall[weak].text()} (for the {dominant}: "
+    f"{shortfall[dominant].text()}). Joint minus best unimodal model, seed by seed: {joint_gain.text()}"
+    f"{gain_reading}. "
     "Removing a modality raised the score (BalGrad's negative transfer) on "
     + (", ".join(f"{n} seed(s) for the {m}" for m, n in flagged.items()) if flagged else "no seed") + "."))
 
@@ -233,41 +244,44 @@ display(Markdown(
 # share at every iteration (`history["loss_uni_image"]`, `history["loss_uni_text"]`): how well
 # each modality's part of the model predicts the label on its own. BalGrad's Fig. 2b shows the
 # pattern for its baseline: the dominant modality's loss falls first and fastest, the other lags.
+# The kit's one measure of how fast a loss falls is `dominance.halfway_iteration`: the iteration at
+# which the smoothed loss has made half of its drop.
 
 # %%
 SMOOTH = 5  # running mean over iterations
 
 
-def first_to_halve(runs):
-    """Per run: the modality whose (smoothed) probe loss halves first, or None."""
-    return [learns_first({m: run.result.curve(f"loss_uni_{m}", SMOOTH) for m in MODALITIES}) for run in runs]
+def learns_first_per_seed(runs):
+    """Per run: the modality whose probe loss first makes half of its drop (``learns_first``), or None."""
+    return [learns_first({m: run.result.history[f"loss_uni_{m}"] for m in MODALITIES}, SMOOTH) for run in runs]
 
 
 fig, ax = plt.subplots(figsize=(7, 3.5))
 for m in MODALITIES:
     curves = np.array([run.result.curve(f"loss_uni_{m}", SMOOTH) for run in joint_runs])
-    mean, std = curves.mean(0), curves.std(0)
+    points = [summarize(column) for column in curves.T]
+    mean, sd = np.array([p.mean for p in points]), np.array([p.sd for p in points])
     ax.plot(mean, label=f"{m} share of the fused logits")
-    ax.fill_between(np.arange(len(mean)), mean - std, mean + std, alpha=0.25)
+    ax.fill_between(np.arange(len(mean)), mean - sd, mean + sd, alpha=0.25)
 iterations_per_epoch = len(joint_runs[0].result.history["loss"]) // EPOCHS
 for epoch in range(1, EPOCHS):
     ax.axvline(epoch * iterations_per_epoch, color="grey", lw=0.3)
 ax.set_xlabel("iteration (grey lines: epochs)")
 ax.set_ylabel("cross-entropy")
-ax.set_title(f"joint training on emoji, mean ± std over {len(SEEDS)} seeds")
+ax.set_title(f"joint training on emoji, mean ± sample SD over {len(SEEDS)} seeds")
 ax.legend()
 plt.show()
 
-halving = {m: ["never" if h is None else h
-               for h in (halving_iteration(run.result.curve(f"loss_uni_{m}", SMOOTH)) for run in joint_runs)]
+halfway = {m: ["never" if h is None else h
+               for h in (halfway_iteration(run.result.history[f"loss_uni_{m}"], SMOOTH) for run in joint_runs)]
            for m in MODALITIES}
-first = first_to_halve(joint_runs)
+first = learns_first_per_seed(joint_runs)
 display(Markdown(paper_vs_measured(
     "Under plain joint training the dominant modality's unimodal loss falls faster than the other's (Fig. 2b).",
     "a figure without numbers: the dominant modality's loss curve drops first and lowest.",
-    f"on emoji the {dominant} dominates (Section 4) and is the first to halve its loss on {first.count(dominant)} "
-    f"of {len(SEEDS)} seeds; iteration at which each loss halves, per seed: "
-    + "; ".join(f"{m} {halving[m]}" for m in MODALITIES) + ".",
+    f"on emoji the {dominant} dominates (Section 4) and is the first to make half of its loss drop on "
+    f"{first.count(dominant)} of {len(SEEDS)} seeds; iteration at which each loss has made half of its drop, "
+    "per seed: " + "; ".join(f"{m} {halfway[m]}" for m in MODALITIES) + ".",
     "same pattern" if first.count(dominant) == len(SEEDS) else "the pattern holds on some seeds only",
 )))
 
@@ -289,7 +303,7 @@ display(Markdown(paper_vs_measured(
 # * **the encoding of "missing"**: the same trained models, scored with a *white* blank picture
 #   (the emoji background: an emoji with nothing drawn) instead of a black one, and with a
 #   **zero feature vector** in place of the encoder's output (as if the modality were dropped
-#   after encoding; `modbal_lib.studies.zero_vector_source`).
+#   after encoding; `modbal_lib.dominance.zero_vector_source`).
 
 # %%
 normalised = Experiment("emoji", normalize={"image": True})
@@ -324,8 +338,8 @@ dominances = [
     for name, (experiment, runs, encodings) in settings.items()
     for encoding in encodings
 ]
-rows = [[d.setting, f"**{d.dominant}** ({d.agreeing_seeds}/{len(d.tables)} seeds)", format_mean_std(d.full),
-         format_mean_std(d.missing("image")), format_mean_std(d.missing("text")), format_mean_std(d.delta_gap)]
+rows = [[d.setting, f"**{d.dominant}** ({d.agreeing_seeds}/{len(d.tables)} seeds)", summarize(d.full).text(),
+         summarize(d.missing("image")).text(), summarize(d.missing("text")).text(), summarize(d.delta_gap).text()]
         for d in dominances]
 display(Markdown(markdown_table(
     ["image features; encoding of missing", "dominant", "Full", "image missing", "text missing", "DeltaGap"], rows)))
@@ -346,17 +360,20 @@ plt.show()
 # %%
 image_settings = {
     "EfficientNet, raw": (ceiling["image"], joint_runs),
-    "EfficientNet, L2-normalised": ([run.table.full for run in normalised_runs["unimodal_image"]], normalised_runs["joint"]),
+    "EfficientNet, L2-normalised": ([run.table.full for run in normalised_runs["unimodal_image"]],
+                                    normalised_runs["joint"]),
     f"CNN from scratch on {CNN_INPUT}": ([run.table.full for run in cnn_runs["unimodal_image"]], cnn_runs["joint"]),
 }
 rows = []
 for name, (image_ceiling, runs) in image_settings.items():
-    first_counts = Counter(m or "neither" for m in first_to_halve(runs))
-    rows.append([name, format_mean_std(image_ceiling), format_mean_std(ceiling["text"]),
+    first_counts = Counter(m or "neither" for m in learns_first_per_seed(runs))
+    rows.append([name, summarize(image_ceiling).text(), summarize(ceiling["text"]).text(),
                  ", ".join(f"{m} {n}/{len(runs)}" for m, n in first_counts.most_common())])
-display(Markdown("**Unimodal ceilings and learning speed** (accuracy %; the text model is the same in every row; "
-                 "last column: whose probe loss halves first in the joint model, over seeds; neither: no loss halves)\n\n"
-                 + markdown_table(["image features", "image alone", "text alone", "first to halve its loss"], rows)))
+display(Markdown("**Unimodal ceilings and learning speed** (accuracy %, mean ± sample SD; the text model is the "
+                 "same in every row; last column: whose probe loss first makes half of its drop in the joint model, "
+                 "over seeds; neither: no loss falls)\n\n"
+                 + markdown_table(["image features", "image alone", "text alone",
+                                   "first to make half of its loss drop"], rows)))
 
 # %% [markdown]
 # The three switches, each compared with the default (raw EfficientNet features, black blank),
@@ -368,11 +385,13 @@ baseline = by_setting["EfficientNet, raw; missing = black"]
 
 
 def change(setting, reference=baseline):
-    """How the dominant modality and the DeltaGap of ``setting`` compare with those of ``reference``."""
+    """How the dominant modality and the DeltaGap of ``setting`` compare with those of ``reference``
+    (the DeltaGaps paired seed by seed: same seeds, and for a change of encoding the same trained models)."""
     d = by_setting[setting]
     moved = "**flips** to" if d.dominant != reference.dominant else "stays with"
     return (f"{moved} the {d.dominant} ({d.agreeing_seeds}/{len(d.tables)} seeds), DeltaGap "
-            f"{format_mean_std(d.delta_gap)} against {format_mean_std(reference.delta_gap)}")
+            f"{summarize(d.delta_gap).text()} against {summarize(reference.delta_gap).text()}, "
+            f"difference {paired_difference(d.delta_gap, reference.delta_gap).text()}")
 
 
 normalised_black = by_setting["EfficientNet, L2-normalised; missing = black"]
@@ -416,8 +435,9 @@ display(Markdown(paper_vs_measured(
     f"Food-101 baseline: image missing {food101_image_missing}, text missing {food101_text_missing}, "
     f"DeltaGap {abs(food101_text_missing - food101_image_missing):.2f} (accuracy %).",
     f"**a different dataset**: emoji, 9 classes, EfficientNet-Lite0 + MiniLM features, black blank: "
-    f"image missing {format_mean_std(main_dominance.missing('image'))}, "
-    f"text missing {format_mean_std(main_dominance.missing('text'))}, DeltaGap {format_mean_std(main_dominance.delta_gap)}; "
+    f"image missing {summarize(main_dominance.missing('image')).text()}, "
+    f"text missing {summarize(main_dominance.missing('text')).text()}, "
+    f"DeltaGap {summarize(main_dominance.delta_gap).text()}; "
     f"dominant: {main_dominance.dominant} ({main_dominance.agreeing_seeds}/{len(SEEDS)} seeds).",
     direction + ". Datasets, encoders and class counts differ, so only the direction and the rough size of the "
     "gap can be compared, and Section 7 shows that even the direction depends on the setting.",
@@ -436,7 +456,8 @@ if os.path.exists(CREMAD_VOTES):
     agreement = cremad.vote_agreement(cremad.read_votes(CREMAD_VOTES))
     labels = {"voice": "voice only", "face": "face only", "multimodal": "both"}
     fig, ax = plt.subplots(figsize=(5, 2.8))
-    ax.bar([labels[mode] for mode in agreement], list(agreement.values()), color=["tab:green", "tab:purple", "tab:gray"])
+    ax.bar([labels[mode] for mode in agreement], list(agreement.values()),
+           color=["tab:green", "tab:purple", "tab:gray"])
     for k, value in enumerate(agreement.values()):
         ax.text(k, value + 1, f"{value:.1f}%", ha="center")
     ax.set_ylabel("crowd vote = acted emotion (%)")

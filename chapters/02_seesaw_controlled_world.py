@@ -32,12 +32,14 @@ from IPython.display import Markdown, display
 from sklearn.decomposition import PCA
 
 import modbal_lib
+from modbal_lib.claims import paper_vs_measured
 from modbal_lib.data import load, seesaw
+from modbal_lib.dominance import costliest_modality, dominant_modality, halfway_iteration
 from modbal_lib.evaluate import predict
 from modbal_lib.experiments import Experiment, compare
 from modbal_lib.features import Impairment
-from modbal_lib.report import format_mean_std, paper_vs_measured
-from modbal_lib.sweeps import halfway_iteration, linear_probes, part_accuracies, signal_sweep
+from modbal_lib.seesaw_sweeps import linear_probes, part_accuracies, signal_sweep
+from modbal_lib.stats import markdown_table, paired_difference, summarize
 from modbal_lib.whatif import SEESAW_COLORS, seesaw_lab, seesaw_panel
 
 # %% tags=["parameters"]
@@ -167,47 +169,49 @@ summary = {
     "joint, hard missing": per_seed("joint", lambda run: run.table.missing["hard"]),
 }
 for name, values in summary.items():
-    print(f"{name:>22}: {format_mean_std(values)}")
+    print(f"{name:>22}: {summarize(values).text()}")
 print(f"{'LDA probe on both':>22}: {probes['easy+hard']['class']:.1f} (fitted once on the training split)")
 
 # %%
 colors = [SEESAW_COLORS["easy"], SEESAW_COLORS["hard"], "black", SEESAW_COLORS["hard"], SEESAW_COLORS["easy"]]
-means = [np.mean(values) for values in summary.values()]
-spreads = [np.std(values) for values in summary.values()]
+summaries = [summarize(values) for values in summary.values()]
 figure, axis = plt.subplots(figsize=(9, 3.8))
-bars = axis.bar(range(len(summary)), means, yerr=spreads, capsize=4, color=colors,
+bars = axis.bar(range(len(summary)), [s.mean for s in summaries], yerr=[s.sd for s in summaries], capsize=4,
+                color=colors,
                 alpha=0.85, hatch=["//", "//", "", "", ""])
 axis.bar_label(bars, fmt="%.1f", fontsize=8, padding=3)
 axis.axhline(probes["easy+hard"]["class"], color="gray", linestyle=":", label="LDA probe on both (Bayes rule)")
 axis.set_xticks(range(len(summary)), list(summary), fontsize=8)
 axis.set_ylabel("test accuracy (%)")
 axis.set_ylim(0, 100)
-axis.set_title(f"SeeSaw defaults: mean ± std over {len(SEEDS)} seeds, {EPOCHS} epochs", fontsize=10)
+axis.set_title(f"SeeSaw defaults: mean ± sample SD over {len(SEEDS)} seeds, {EPOCHS} epochs", fontsize=10)
 axis.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
 # Read the bars in pairs. With **easy missing**, the joint model has exactly the input of the
-# "hard alone" model, yet it scores below it: the joint model did not learn all that hard could have
-# taught it. With **hard missing** it scores like "easy alone": it learned from easy everything easy
-# knows. The per-seed differences:
+# "hard alone" model: if it scores below it, the joint model did not learn all that hard could have
+# taught it. With **hard missing** it has the input of "easy alone": a score like easy alone's means
+# it learned from easy everything easy knows. The differences, paired seed by seed (the kit's rule,
+# `modbal_lib.stats`, chapter 0):
 
 # %%
-hard_shortfall = [alone - joint for alone, joint in zip(summary["hard alone (ceiling)"], summary["joint, easy missing"])]
-easy_shortfall = [alone - joint for alone, joint in zip(summary["easy alone (ceiling)"], summary["joint, hard missing"])]
-print("hard alone − joint with only hard left:", format_mean_std(hard_shortfall), "points")
-print("easy alone − joint with only easy left:", format_mean_std(easy_shortfall), "points")
+hard_shortfall = paired_difference(summary["hard alone (ceiling)"], summary["joint, easy missing"])
+easy_shortfall = paired_difference(summary["easy alone (ceiling)"], summary["joint, hard missing"])
+print("hard alone − joint with only hard left, points:", hard_shortfall.text())
+print("easy alone − joint with only easy left, points:", easy_shortfall.text())
 
 # %% [markdown]
 # By BalGrad's reading of the protocol, the **dominant** modality is the one whose absence hurts the
-# most (printed below). Here both absences hurt a lot, because each modality carries something the
-# other lacks, and that label does not see the see-saw. The see-saw is in the *asymmetry* above: the
-# joint model under-learns hard, the better modality, and fully learns easy. Why?
+# most (printed below). When both absences hurt a lot, because each modality carries something the
+# other lacks, that label does not see the see-saw. The see-saw is in the *asymmetry* of the two
+# shortfalls above: look for a large shortfall on hard, the better modality, and a small one on easy.
+# Why would that be?
 
 # %%
-costlier = ["easy" if run.table.missing["easy"] < run.table.missing["hard"] else "hard" for run in runs["joint"]]
-print("the modality whose absence costs more, per seed:", costlier)
-#
+print("the modality whose absence costs more, per seed:", [dominant_modality(run.table) for run in runs["joint"]])
+
+# %% [markdown]
 # ## 3. Dominance comes from learning speed
 #
 # The joint model has no unimodal heads, so the trainer records, per iteration, each modality's
@@ -218,12 +222,13 @@ print("the modality whose absence costs more, per seed:", costlier)
 
 # %%
 def band(axis, curves, color, label):
-    """Mean ± std over seeds of smoothed per-iteration curves."""
+    """Mean ± sample SD over seeds (``summarize`` per iteration) of smoothed per-iteration curves."""
     curves = np.array(curves)
     iterations = np.arange(curves.shape[1]) + SMOOTH - 1
-    mean, std = curves.mean(axis=0), curves.std(axis=0)
+    points = [summarize(column) for column in curves.T]
+    mean, sd = np.array([p.mean for p in points]), np.array([p.sd for p in points])
     axis.plot(iterations, mean, color=color, label=label)
-    axis.fill_between(iterations, mean - std, mean + std, color=color, alpha=0.2)
+    axis.fill_between(iterations, mean - sd, mean + sd, color=color, alpha=0.2)
 
 
 figure, (loss_axis, acc_axis, alone_axis) = plt.subplots(1, 3, figsize=(15, 3.8))
@@ -244,12 +249,13 @@ figure.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Easy's loss falls first, alone as in the joint model. In the joint model, hard's share then stops
-# improving at a higher loss than hard reaches alone: easy's share already supplies the group, and
-# hard's share never learns to.
+# What to look for: whether easy's loss falls first, alone as in the joint model, and whether hard's
+# share in the joint model then stops improving at a higher loss than hard reaches alone (easy's share
+# already supplying the group, hard's share never learning to).
 #
-# How fast is "fast"? `halfway_iteration` gives the iteration at which a (smoothed) loss curve has
-# made half of its total drop; one number per seed and modality.
+# How fast is "fast"? `dominance.halfway_iteration`, the kit's one measure of learning speed, gives the
+# iteration at which a (smoothed) loss curve has made half of its total drop; one number per seed and
+# modality.
 
 # %%
 halfway = {m: [halfway_iteration(run.result.history[f"loss_uni_{m}"], SMOOTH) for run in runs["joint"]]
@@ -257,14 +263,15 @@ halfway = {m: [halfway_iteration(run.result.history[f"loss_uni_{m}"], SMOOTH) fo
 halfway_alone = {m: [halfway_iteration(run.result.history[f"loss_uni_{m}"], SMOOTH) for run in runs[f"unimodal_{m}"]]
                  for m in SEESAW_COLORS}
 for m in SEESAW_COLORS:
-    print(f"{m:>5}: half of its loss drop at iteration {format_mean_std(halfway[m], 0)} in the joint model, "
-          f"{format_mean_std(halfway_alone[m], 0)} alone")
+    print(f"{m:>5}: half of its loss drop at iteration {summarize(halfway[m]).text(0)} in the joint model, "
+          f"{summarize(halfway_alone[m]).text(0)} alone")
 easy_first = sum(easy < hard for easy, hard in zip(halfway["easy"], halfway["hard"]))
 display(Markdown(paper_vs_measured(
     "During joint training, the loss of the dominant modality falls faster than the other's (BalGrad, Fig. 2b).",
     "a figure of per-modality losses over training (Fig. 2b); no number to compare.",
     f"iterations until each modality's loss in the joint model made half of its drop ({EPOCHS} epochs): "
-    f"easy {format_mean_std(halfway['easy'], 0)}, hard {format_mean_std(halfway['hard'], 0)}; "
+    f"easy {summarize(halfway['easy']).text(0)}, hard {summarize(halfway['hard']).text(0)}; hard − easy, "
+    f"seed by seed: {paired_difference(halfway['hard'], halfway['easy']).text(0)}; "
     f"easy first in {easy_first} of {len(SEEDS)} seeds.",
     "the same pattern in the controlled world: easy, the modality the joint model ends up depending on, "
     "is learned first." if easy_first == len(SEEDS) else
@@ -272,16 +279,16 @@ display(Markdown(paper_vs_measured(
 )))
 
 # %% [markdown]
-# The curves fit this explanation. Both modalities can tell the group, but easy says it loudly in a few
-# dimensions, so the gradient that teaches the group flows mostly through easy's branch, and easy
+# Where the curves show that pattern, this is why. Both modalities can tell the group, but easy says
+# it loudly in a few dimensions, so the gradient that teaches the group flows mostly through easy's branch, and easy
 # settles the group within the first iterations. From then on the group part of the loss is nearly
 # zero, and nothing is left to push the hard branch towards its own (faint) group cue: the gradient
 # it would need has been **starved** (Pezeshki et al.'s *gradient starvation*). The hard branch
 # still learns the class within the group, because only it can provide that (section 4 measures
 # it), but not its group cue. Whether training longer repairs this is exercise 4.
 #
-# Informativeness did not decide this: hard is the *more* informative modality (section 1). Speed
-# did.
+# If easy is the one learned first and leaned on, informativeness did not decide this: hard is the
+# *more* informative modality (section 1). Speed did.
 #
 # ## 4. What the under-used modality carries, and what ignoring it costs
 #
@@ -301,31 +308,38 @@ for method, test_name in cases:
                                   for run in runs[method]]
 print(f"{'model, test input':>28} {'group':>20} {'class within group':>20} {'class':>20}")
 for (method, test_name), values in parts.items():
-    cells = [format_mean_std([v[part] for v in values]) for part in ("group", "fine", "class")]
+    cells = [summarize([v[part] for v in values]).text() for part in ("group", "fine", "class")]
     print(f"{method + ', ' + test_name:>28} " + " ".join(f"{cell:>20}" for cell in cells))
 
 # %% [markdown]
+# What to look for in the table:
+#
 # - **The class within the group comes from hard only.** With hard missing, the joint model's
-#   within-group accuracy drops to chance (one in four): this is the complementary information the
-#   weaker-looking modality carries, and the joint model did learn it: with easy missing, its
-#   within-group accuracy matches hard alone.
-# - **Hard's group cue is what was not learned.** With easy missing, the joint model names the group
-#   far less often than hard alone does. That single lost skill is the whole see-saw here.
+#   within-group accuracy should drop to chance (one in four): this is the complementary information
+#   the weaker-looking modality carries. If the joint model learned it, its within-group accuracy with
+#   easy missing matches hard alone's.
+# - **Hard's group cue is what was not learned.** With easy missing, does the joint model name the
+#   group less often than hard alone does? If so, that single lost skill is the see-saw here.
 # - **At full input nothing is lost.** With both modalities present, easy supplies the group, and the
-#   joint model comes close to the LDA probe on both. The cost of the under-used group cue is paid only
-#   when easy is missing (or noisy).
+#   joint model can come close to the LDA probe on both. The cost of an under-used group cue is paid
+#   only when easy is missing (or noisy).
+#
+# The same comparisons, as paired differences:
 
 # %%
-lost_group = [alone["group"] - joint["group"] for alone, joint in
-              zip(parts[("unimodal_hard", "Full")], parts[("joint", "easy missing")])]
-worth_fine = [full["class"] - missing["class"] for full, missing in
-              zip(parts[("joint", "Full")], parts[("joint", "hard missing")])]
-below_probe = [probes["easy+hard"]["class"] - full for full in summary["joint, Full"]]
-noisy_easy = per_seed("joint", lambda run: run.table.noisy["easy"])
-print("group accuracy lost with easy missing (hard alone − joint):", format_mean_std(lost_group), "points")
-print("what hard adds to the joint model (Full − hard missing):   ", format_mean_std(worth_fine), "points")
-print("joint Full below the LDA probe on both:                    ", format_mean_std(below_probe), "points")
-print("joint model with easy noisy (BalGrad's noisy protocol):    ", format_mean_std(noisy_easy))
+def part(method, test_name, name):
+    """One part accuracy ("group", "fine" or "class") per seed."""
+    return [values[name] for values in parts[(method, test_name)]]
+
+
+lost_group = paired_difference(part("unimodal_hard", "Full", "group"), part("joint", "easy missing", "group"))
+worth_fine = paired_difference(part("joint", "Full", "class"), part("joint", "hard missing", "class"))
+below_probe = summarize([probes["easy+hard"]["class"] - full for full in summary["joint, Full"]])
+noisy_easy = summarize(per_seed("joint", lambda run: run.table.noisy["easy"]))
+print("group accuracy lost with easy missing (hard alone − joint), points:", lost_group.text())
+print("what hard adds to the joint model (Full − hard missing), points:   ", worth_fine.text())
+print("joint Full below the LDA probe on both, points:                    ", below_probe.text())
+print("joint model with easy noisy (BalGrad's noisy protocol):            ", noisy_easy.text())
 
 # %% [markdown]
 # A word on "missing = zero". The protocol replaces a missing vector by zeros. For easy, zero is not
@@ -362,9 +376,9 @@ def plot_sweep(axis, sweep, xlabel):
              ("joint, only hard left (easy missing)", sweep.missing("easy"), SEESAW_COLORS["hard"], "-"),
              ("easy alone", sweep.ceiling("easy"), SEESAW_COLORS["easy"], "--"),
              ("joint, only easy left (hard missing)", sweep.missing("hard"), SEESAW_COLORS["easy"], "-")]
-    for label, (mean, std), color, style in lines:
+    for label, (mean, sd), color, style in lines:
         axis.plot(values, mean, style, color=color, marker="o", markersize=4, label=label)
-        axis.fill_between(values, mean - std, mean + std, color=color, alpha=0.15)
+        axis.fill_between(values, mean - sd, mean + sd, color=color, alpha=0.15)
     axis.set_xlabel(xlabel)
     axis.set_ylabel("test accuracy (%)")
     axis.set_ylim(0, 100)
@@ -379,37 +393,47 @@ plot_sweep(hard_axis, hard_sweep, "hard's group signal a_hard")
 easy_axis.set_title(f"louder easy (a_hard = {seesaw.DEFAULT_KNOBS['hard']['coarse']})", fontsize=10)
 hard_axis.set_title(f"stronger group cue in hard (a_easy = {seesaw.DEFAULT_KNOBS['easy']['coarse']})", fontsize=10)
 easy_axis.legend(fontsize=8)
-figure.suptitle(f"mean ± std over {len(SWEEP_SEEDS)} seed(s), {SWEEP_EPOCHS} epochs per run", fontsize=10)
+figure.suptitle(f"mean ± sample SD over {len(SWEEP_SEEDS)} seed(s), {SWEEP_EPOCHS} epochs per run", fontsize=10)
 figure.tight_layout()
 plt.show()
 
 # %% [markdown]
 # The numbers behind the figure: hard's **shortfall** (hard alone minus the joint model with only
-# hard left: how much of hard the joint model did not learn), and which modality BalGrad's protocol
-# would call dominant (the one whose absence costs more).
+# hard left, paired seed by seed: how much of hard the joint model did not learn), and which modality
+# BalGrad's protocol would call dominant (the one whose absence costs more, on the mean scores).
 
 # %%
-for sweep, name in ((easy_sweep, "a_easy"), (hard_sweep, "a_hard")):
-    hard_alone, without_easy, without_hard = sweep.ceiling("hard")[0], sweep.missing("easy")[0], sweep.missing("hard")[0]
-    print(f"{name:>8} {'hard alone':>11} {'only hard left':>15} {'shortfall':>10} {'only easy left':>15}  protocol's dominant")
-    for value, alone, only_hard, only_easy in zip(sweep.values, hard_alone, without_easy, without_hard):
-        dominant = "easy" if only_hard < only_easy else "hard"
-        print(f"{value:>8} {alone:>11.1f} {only_hard:>15.1f} {alone - only_hard:>10.1f} {only_easy:>15.1f}  {dominant}")
-    print()
+def sweep_table(sweep, name):
+    """Per knob value: hard alone, the joint model with only hard / only easy left, hard's shortfall."""
+    rows = []
+    for value, at_value in zip(sweep.values, sweep.runs):
+        hard_alone = [run.table.full for run in at_value["unimodal_hard"]]
+        missing = {m: [run.table.missing[m] for run in at_value["joint"]] for m in SEESAW_COLORS}
+        dominant = costliest_modality({m: summarize(scores).mean for m, scores in missing.items()},
+                                      at_value["joint"][0].table.metric)
+        rows.append([f"{value:g}", summarize(hard_alone).text(), summarize(missing["easy"]).text(),
+                     paired_difference(hard_alone, missing["easy"]).text(), summarize(missing["hard"]).text(),
+                     dominant])
+    return markdown_table([name, "hard alone", "only hard left", "hard's shortfall", "only easy left",
+                           "protocol's dominant"], rows)
+
+
+display(Markdown("\n".join(sweep_table(sweep, name)
+                           for sweep, name in ((easy_sweep, "a_easy"), (hard_sweep, "a_hard")))))
 
 # %% [markdown]
-# How to read the two panels:
+# How to read the two panels, and what to look for:
 #
-# - **Louder easy (left).** With $a_\text{easy} = 0$ easy carries nothing, and the joint model with
-#   easy missing is as good as hard alone: no see-saw. As easy grows louder, its ceiling stops growing
-#   (it knows the group perfectly after a few units), yet the joint model's "only hard left" score keeps
-#   falling: hard's shortfall grows with easy's *speed*, not with its information. Far enough out, the
-#   joint model with easy missing falls below the joint model with hard missing and the protocol's
-#   "dominant" label flips to easy, although hard alone still beats easy alone.
+# - **Louder easy (left).** With $a_\text{easy} = 0$ easy carries nothing, so the joint model with
+#   easy missing should be as good as hard alone: no see-saw. As easy grows louder, its ceiling stops
+#   growing (it knows the group perfectly after a few units); if the joint model's "only hard left" score
+#   keeps falling all the same, hard's shortfall grows with easy's *speed*, not with its information.
+#   Far enough out, the joint model with easy missing can fall below the joint model with hard missing,
+#   and the protocol's "dominant" label then flips to easy, although hard alone still beats easy alone.
 # - **Stronger group cue in hard (right).** With $a_\text{hard} = 0$ hard cannot tell the group at
-#   all and losing easy is the worse loss. As hard's group cue grows, hard's ceiling rises and the
-#   joint model learns the cue anyway once it is loud enough: the shortfall shrinks towards zero. The
-#   protocol's "dominant" label flips to hard as soon as hard knows something about the group,
+#   all and losing easy is the worse loss. As hard's group cue grows, hard's ceiling rises; once the cue
+#   is loud enough the joint model can learn it anyway, and the shortfall shrinks towards zero. The
+#   protocol's "dominant" label can flip to hard as soon as hard knows something about the group,
 #   whether or not the joint model learned it.
 #
 # The protocol's label (which absence costs more) mixes what a modality knows with how much of it the
@@ -428,12 +452,12 @@ three_modalities = seesaw.MODALITY_SETS[3]
 three_runs = compare(three, ["joint"] + [f"unimodal_{m}" for m in three_modalities], SWEEP_SEEDS,
                      epochs=SWEEP_EPOCHS, ratios=(), record=False)
 print("knobs:", {m: seesaw.DEFAULT_KNOBS[m] for m in three_modalities})
-print(f"joint, Full: {format_mean_std([run.table.full for run in three_runs['joint']])}")
+print(f"joint, Full: {summarize(three_runs['joint'], lambda run: run.table.full).text()}")
 for m in three_modalities:
-    alone = [run.table.full for run in three_runs[f"unimodal_{m}"]]
-    missing = [run.table.missing[m] for run in three_runs["joint"]]
-    print(f"{m:>7}: alone {format_mean_std(alone):>22}   joint with {m} missing {format_mean_std(missing):>22}")
-print("missing-modality DeltaGap:", format_mean_std([run.table.missing_delta_gap for run in three_runs["joint"]]))
+    alone = summarize(three_runs[f"unimodal_{m}"], lambda run: run.table.full)
+    missing = summarize([run.table.missing[m] for run in three_runs["joint"]])
+    print(f"{m:>7}: alone {alone.text():>22}   joint with {m} missing {missing.text():>22}")
+print("missing-modality DeltaGap:", summarize(three_runs["joint"], lambda run: run.table.missing_delta_gap).text())
 
 # %% [markdown]
 # Medium and hard both carry the class within the group, and medium also carries the group at a middle
@@ -451,21 +475,22 @@ print("missing-modality DeltaGap:", format_mean_std([run.table.missing_delta_gap
 regression = Experiment("seesaw", dataset_options={"target": "regression"})
 regression_runs = compare(regression, ["joint", "unimodal_easy", "unimodal_hard"], SWEEP_SEEDS,
                           epochs=SWEEP_EPOCHS, ratios=(), record=False)
-print(f"{'joint, Full':>22}: MAE {format_mean_std([r.table.full for r in regression_runs['joint']], 3)}")
+print(f"{'joint, Full':>22}: MAE {summarize([r.table.full for r in regression_runs['joint']]).text(3)}")
 for m in SEESAW_COLORS:
     other = "hard" if m == "easy" else "easy"
     alone = [r.table.full for r in regression_runs[f"unimodal_{m}"]]
     only_m = [r.table.missing[other] for r in regression_runs["joint"]]
-    print(f"{m + ' alone':>22}: MAE {format_mean_std(alone, 3)}")
-    print(f"{'joint, only ' + m + ' left':>22}: MAE {format_mean_std(only_m, 3)}"
-          f"   (worse than {m} alone by {format_mean_std(np.subtract(only_m, alone), 3)})")
+    print(f"{m + ' alone':>22}: MAE {summarize(alone).text(3)}")
+    print(f"{'joint, only ' + m + ' left':>22}: MAE {summarize(only_m).text(3)}"
+          f"   (minus {m} alone, seed by seed: {paired_difference(only_m, alone).text(3)})")
 
 # %% [markdown]
 # Read it as in section 2, remembering that lower is better: compare "joint, only m left" with "m
-# alone". Unlike the classifier, the regression model can fall short of *both* ceilings, easy's
-# included: its head adds the two modalities' contributions into one number, so a zeroed modality
-# also shifts every prediction, on top of any unlearned cue. The missing-modality score of a
-# regression model mixes the two effects. CGGM's chapter (5) comes back to regression targets.
+# alone" (a positive difference: the joint model is worse). Unlike the classifier, the regression model
+# can fall short of *both* ceilings, easy's included: its head adds the two modalities' contributions
+# into one number, so a zeroed modality also shifts every prediction, on top of any unlearned cue. The
+# missing-modality score of a regression model mixes the two effects. CGGM's chapter (5) comes back
+# to regression targets.
 #
 # ## 8. Lab: turn the knobs yourself
 #
@@ -476,7 +501,8 @@ for m in SEESAW_COLORS:
 # %%
 figure, lab_numbers = seesaw_lab()
 plt.show()
-print(f"Full {lab_numbers['full']:.1f}; missing {', '.join(f'{m} {v:.1f}' for m, v in lab_numbers['missing'].items())}; "
+print(f"Full {lab_numbers['full']:.1f}; "
+      f"missing {', '.join(f'{m} {v:.1f}' for m, v in lab_numbers['missing'].items())}; "
       f"ceilings {', '.join(f'{m} {v:.1f}' for m, v in lab_numbers['ceiling'].items())}; "
       f"shortfall {', '.join(f'{m} {v:.1f}' for m, v in lab_numbers['shortfall'].items())}")
 
@@ -494,7 +520,8 @@ seesaw_panel()
 #    the joint model's shortfall on hard falls below 2 points. Then check your answer with
 #    `signal_sweep("hard", "coarse", [...], seeds=[0, 1, 2])`: is it the same for every seed?
 # 2. **Unimodal heads.** Rerun section 2 with `"joint_unimodal_heads"` added to the methods (a unimodal
-#    loss on each branch). Does hard's shortfall shrink? Quote mean ± std over seeds.
+#    loss on each branch). Does hard's shortfall shrink? Quote it as a paired difference
+#    (`stats.paired_difference`) over at least three seeds.
 # 3. **Make hard dominant.** Find knobs for which the joint model under-learns *easy* instead (a
 #    shortfall on easy of more than 5 points). Hint: give easy a fine signal too
 #    (`signal_sweep(..., dataset_options={"knobs": {"easy": {"fine": ...}}})`) and make hard loud.
