@@ -1,6 +1,7 @@
 # modbal — the two commands of the README:
 #   make book   install, then execute every chapter (full mode) into _build/executed and render _build/html
-#   make test   install (+ test extra), then unit tests, notebook checks and nbval of every chapter (fast mode)
+#   make test   install (+ test extra), then unit tests, notebook checks, nbval of every chapter (fast mode)
+#               and the book command in fast mode (_build/fast)
 # Both reuse .venv and only re-do what changed.
 
 PYTHON ?= python3
@@ -35,11 +36,14 @@ install-test: $(VENV)/.installed-test
 book: install
 	$(BIN)/python -m modbal_lib book
 
-# The emoji features are extracted once (about a minute on 2 cores) before the chapters run.
+# The emoji features are extracted once (about a minute on 2 cores) before the chapters run. The
+# chapters run twice: under nbval (checks every cell), then through the book command's own path
+# (papermill, fast mode, a timeout per cell) into _build/fast, which leaves `make book`'s _build alone.
 test: install-test
 	MODBAL_FAST=1 $(BIN)/python -m pytest tests
 	$(BIN)/python -m modbal_lib features --dataset emoji
 	MODBAL_FAST=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider chapters/[0-9][0-9]_*.ipynb
+	$(BIN)/python -m modbal_lib book --fast --build-dir _build/fast
 
 # the committed benchmark report results/REPORT.md: emoji and seesaw, 5 seeds, every method and baseline
 report: install

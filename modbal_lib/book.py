@@ -8,6 +8,11 @@ and the shared ``book.css``. A chapter's links to another chapter's notebook (``
 and to the report (``../results/REPORT.md``) are pointed at their pages. ``broken_links`` checks
 that every local link of the site resolves (the build refuses a site that has one). A chapter is
 re-executed only when its source, the library, the mode (fast/full) or ``OUTPUT_VARIABLES`` changed.
+
+Every cell runs under a timeout (``CELL_TIMEOUT``), so a hung cell is an error, not a silent wait: a
+chapter that fails (a cell raises, runs past the timeout, or kills its kernel) stops the build with a
+``ChapterError`` naming the chapter and the cell, leaves no executed notebook behind for that run and
+loses its fingerprint, so the next build runs it again.
 """
 
 from __future__ import annotations
@@ -99,20 +104,59 @@ def fingerprint(chapter: Chapter, fast: bool) -> str:
     return digest.hexdigest()
 
 
-def execute(chapter: Chapter, out_dir: Path, fast: bool) -> float:
-    """Run one chapter with papermill into ``out_dir``; returns the seconds it took."""
-    import papermill
+CELL_TIMEOUT = {"full": 1200, "fast": 300}  # seconds one cell may run (papermill's execution_timeout)
+PAPERMILL_CELL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}  # cells papermill adds to a run
 
+
+class ChapterError(RuntimeError):
+    """A chapter failed to execute; the message names the chapter file, the cell and what happened."""
+
+
+def execute(chapter: Chapter, out_dir: Path, fast: bool, cell_timeout: int | None = None) -> float:
+    """Run one chapter with papermill into ``out_dir``; returns the seconds it took.
+
+    Each cell may run ``cell_timeout`` seconds (default ``CELL_TIMEOUT`` of the mode). The executed
+    notebook appears only when every cell succeeded; otherwise ``ChapterError`` is raised."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    timeout = cell_timeout or CELL_TIMEOUT["fast" if fast else "full"]
     start = time.perf_counter()
-    papermill.execute_notebook(
-        str(chapter.path),
-        str(out_dir / chapter.path.name),
-        parameters={"FAST": fast},
-        kernel_name="python3",
-        cwd=str(chapter.path.parent),
-        progress_bar=False,
-    )
+    with atomic_path(out_dir / chapter.path.name) as partial:  # papermill saves as it goes: only a success is renamed
+        try:
+            papermill.execute_notebook(
+                str(chapter.path),
+                str(partial),
+                parameters={"FAST": fast},
+                kernel_name="python3",
+                cwd=str(chapter.path.parent),
+                progress_bar=False,
+                execution_timeout=timeout,
+            )
+        except papermill.PapermillExecutionError as error:
+            what = " ".join(f"raised {error.ename}: {error.evalue}".split())  # one line
+            raise ChapterError(failure_message(chapter, partial, what)) from None
+        except CellTimeoutError:
+            raise ChapterError(failure_message(
+                chapter, partial, f"was still running after the cell timeout of {timeout} s (a hang, or a slower "
+                "machine: python -m modbal_lib book --cell-timeout SECONDS)")) from None
+        except DeadKernelError:
+            raise ChapterError(failure_message(chapter, partial, "killed its kernel (out of memory?)")) from None
     return time.perf_counter() - start
+
+
+def failure_message(chapter: Chapter, partial: Path, what: str) -> str:
+    """``what`` happened in ``chapter``, at the cell it happened in: the last cell that started in the
+    partly executed notebook ``partial``, numbered as in the chapter's own notebook, with its first line."""
+    cells = []
+    if partial.exists() and partial.stat().st_size:
+        cells = [cell for cell in nbformat.read(partial, as_version=4).cells
+                 if not PAPERMILL_CELL_TAGS & set(cell.metadata.get("tags", ()))]
+    started = [index for index, cell in enumerate(cells) if cell.metadata.get("papermill", {}).get("start_time")]
+    if not started:
+        return f"{chapter.path.name}: {what}"
+    lines = cells[started[-1]].source.strip().splitlines()
+    return f"{chapter.path.name}, cell {started[-1]} ({lines[0] if lines else 'empty'!r}): {what}"
 
 
 def _page_link(chapter: Chapter, rel: str, text: str) -> str:
@@ -259,8 +303,10 @@ def broken_links(html_dir: Path) -> list[str]:
     return problems
 
 
-def build(fast: bool = False, build_dir: Path = ROOT / "_build", chapters_dir: Path = ROOT / "chapters") -> list[tuple[str, str]]:
-    """Execute every changed chapter, render HTML; returns [(chapter, "executed in N s" | "unchanged")]."""
+def build(fast: bool = False, build_dir: Path = ROOT / "_build", chapters_dir: Path = ROOT / "chapters",
+          cell_timeout: int | None = None) -> list[tuple[str, str]]:
+    """Execute every changed chapter, render HTML; returns [(chapter, "executed in N s" | "unchanged")].
+    Stops at the first chapter that fails (``ChapterError``); the chapters before it keep their results."""
     executed_dir = build_dir / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     stamps_path = executed_dir / "fingerprints.json"
@@ -273,7 +319,9 @@ def build(fast: bool = False, build_dir: Path = ROOT / "_build", chapters_dir: P
             report.append((chapter.slug, "unchanged"))
             continue
         print(f"executing {chapter.path.name} ({'fast' if fast else 'full'} mode) ...", flush=True)
-        seconds = execute(chapter, executed_dir, fast)
+        stamps.pop(chapter.slug, None)  # a chapter that fails has no stamp: the next build runs it again
+        stamps_path.write_text(json.dumps(stamps, indent=1))
+        seconds = execute(chapter, executed_dir, fast, cell_timeout)
         stamps[chapter.slug] = stamp
         stamps_path.write_text(json.dumps(stamps, indent=1))
         report.append((chapter.slug, f"executed in {seconds:.0f} s"))

@@ -14,11 +14,19 @@ from modbal_lib.utils import check_environment, parse_bool
 
 
 def _book(args: argparse.Namespace) -> int:
-    from modbal_lib.book import build
+    from modbal_lib.book import ROOT, ChapterError, build
 
-    for slug, status in build(fast=args.fast):
+    if args.cell_timeout is not None and args.cell_timeout < 1:
+        raise ValueError(f"book --cell-timeout: expected a positive number of seconds, got {args.cell_timeout}")
+    build_dir = Path(args.build_dir) if args.build_dir else ROOT / "_build"
+    try:
+        report = build(fast=args.fast, build_dir=build_dir, cell_timeout=args.cell_timeout)
+    except ChapterError as error:  # one line: the chapter, the cell, what happened
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for slug, status in report:
         print(f"{slug:40s} {status}")
-    print("book: _build/executed/*.ipynb and _build/html/index.html")
+    print(f"book: {build_dir / 'executed'}/*.ipynb and {build_dir / 'html' / 'index.html'}")
     return 0
 
 
@@ -206,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
 
     book = commands.add_parser("book", help="execute every chapter and render the HTML book")
     book.add_argument("--fast", action="store_true", help="fast mode (what CI runs)")
+    book.add_argument("--build-dir", help="where executed/ and html/ go (default: _build; make test uses _build/fast)")
+    book.add_argument("--cell-timeout", type=int,
+                      help="seconds one cell may run before the build fails (default: modbal_lib.book.CELL_TIMEOUT, "
+                      "by mode)")
     book.set_defaults(run=_book)
 
     bench = commands.add_parser("bench", help="train and evaluate methods x seeds under the impairment protocol")

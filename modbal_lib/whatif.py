@@ -18,16 +18,18 @@ pressed (the labs that train).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import display
+from IPython import get_ipython
 
 from modbal_lib.data import seesaw
 from modbal_lib.evaluate import evaluate, predict_score
-from modbal_lib.experiments import Experiment
+from modbal_lib.experiments import Experiment, prepared_options
 from modbal_lib.methods.balgrad import SCHEDULE_UNITS
 from modbal_lib.methods.cggm import VARIANTS as CGGM_VARIANTS
 from modbal_lib.features import load_features
@@ -223,7 +225,7 @@ METHOD_LAB_SMOOTH = 10                          # running-mean window of the cur
 METHOD_LAB_KNOBS = {
     "balgrad": {"gamma": "gamma", "schedule_unit": "schedule_unit"},
     "cggm": {"rho": "rho", "lam": "lam", "cggm_variant": "variant"},
-    "goal": {"temperature": "T", "adaptive_leveraging": "adaptive_leveraging", "orthogonalize": "orthogonalize"},
+    "goal": {"temperature": "T", "adaptive_leveraging": "adaptive_leveraging", "orthogonalize": "orthogonalization"},
 }
 # What each method's edits did, from its recorded scalars (history keys; ``{m}`` = each modality).
 METHOD_LAB_TRACES = {
@@ -250,7 +252,8 @@ def _lab_run(method: str, dataset: str, epochs: int, seed: int, options: tuple) 
     """Train ``method`` (options as sorted items) and score it; cached, so moving one knob retrains only the method."""
     experiment = Experiment(dataset, dataset_options=METHOD_LAB_DATASETS[dataset])
     train_set = experiment.features("train")
-    result = train(train_set, method, epochs=epochs, seed=seed, device="cpu", show_progress=False, **dict(options))
+    options = prepared_options(method, {"device": "cpu", **dict(options)}, train_set)
+    result = train(train_set, method, epochs=epochs, seed=seed, show_progress=False, **options)
     table = evaluate(result.model, experiment.test_source(), seed=0)
     keys = [f"loss_uni_{m}" for m in train_set.modalities] + trace_keys(method, train_set.modalities)
     return {"modalities": list(train_set.modalities), "table": table.as_dict(),
@@ -357,27 +360,47 @@ STYLE = {"style": {"description_width": "initial"}}  # show each control's whole
 SLIDER = {"continuous_update": False, **STYLE}        # sliders redraw on release, not while dragging
 
 
-def panel(lab, summary, controls: dict, run_button: bool) -> widgets.interactive:
+class Panel(widgets.interactive):
     """``lab`` behind one control per argument (``controls``: argument -> widget). Each run draws the
-    lab's figure, prints ``summary(numbers)`` and keeps the numbers in the panel's ``.result``. With
-    ``run_button`` (the labs that train) it runs when **Run** is pressed, else on every change. The
-    controls stay reachable by argument name as ``.controls``."""
+    lab's figure and ``summary(numbers)`` (after anything the lab itself printed) in the panel's output
+    area and keeps the numbers in the panel's ``.result``. With ``run_button`` (the labs that train) it
+    runs when **Run** is pressed, else at once and on every change. The controls stay reachable by
+    argument name as ``.controls``.
 
-    def show(**arguments):
-        figure, numbers = lab(**arguments)
-        display(figure)
+    The output area's content is *set* (``Output.outputs``), never printed or ``display``-ed into it:
+    a headless client (nbclient, so papermill and the book command) answers each output an Output widget
+    captures with a comm message on the kernel's shell channel, sent through a blocking shadow of its
+    asyncio socket while it waits on that socket for the cell's reply. When the two cross, the send
+    swallows the socket's wake-up and the client waits for a reply it already holds: forever, with no
+    timeout. The Taylor panel draws during its cell, so ``make book`` hung in chapter 3 about one run
+    in two (tests/test_faults_book.py). Setting the state sends no message back.
+    """
+
+    def __init__(self, lab, summary, controls: dict, run_button: bool):
+        self.lab, self.summary, self.controls = lab, summary, controls
+        # clear_output=False: ``show`` replaces the whole output itself (a captured clear is sent back too)
+        super().__init__(self.show, {"manual": run_button, "manual_name": "Run"}, clear_output=False, **controls)
+
+    def show(self, **arguments) -> dict:
+        with contextlib.redirect_stdout(io.StringIO()) as printed, contextlib.redirect_stderr(printed):
+            figure, numbers = self.lab(**arguments)
+        text = printed.getvalue() + self.summary(numbers) + "\n"
+        self.out.outputs = (figure_output(figure), {"output_type": "stream", "name": "stdout", "text": text})
         plt.close(figure)
-        print(summary(numbers))
         return numbers
 
-    interactive = widgets.interactive(show, {"manual": run_button, "manual_name": "Run"}, **controls)
-    interactive.controls = controls
-    return interactive
+
+def figure_output(figure) -> dict:
+    """``figure`` as the output ``display(figure)`` would make: in IPython its display formats (a PNG
+    under the inline backend), elsewhere its text."""
+    shell = get_ipython()
+    data, metadata = shell.display_formatter.format(figure) if shell else ({"text/plain": repr(figure)}, {})
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
 
 
-def taylor_panel() -> widgets.interactive:
+def taylor_panel() -> Panel:
     """The Taylor lab (chapter 3): step size and fusion; redraws on every change."""
-    return panel(
+    return Panel(
         taylor_lab,
         lambda n: (f"λ = {n['step_size']:.3g}, {n['fusion']}: predicted ΔL {n['predicted']:.5f}, actual "
                    f"{n['actual']:.5f}, relative error {n['relative_error']:.2%}, cross term (relative) "
@@ -389,12 +412,12 @@ def taylor_panel() -> widgets.interactive:
     )
 
 
-def seesaw_panel() -> widgets.interactive:
+def seesaw_panel() -> Panel:
     """The see-saw lab (chapter 2): SeeSaw's knobs, epochs and seed; runs on **Run** (three small trainings)."""
     def slider(kind, value, low, high, step, description):
         return kind(value=value, min=low, max=high, step=step, description=description, **SLIDER)
 
-    return panel(
+    return Panel(
         seesaw_lab,
         lambda n: (f"Full {n['full']:.1f}; missing {n['missing']}; ceilings {n['ceiling']}; shortfall "
                    f"{n['shortfall']}; half of the loss drop at iteration {n['halfway']}"),
@@ -412,9 +435,9 @@ def seesaw_panel() -> widgets.interactive:
 METHOD_PANEL_METHODS = ("balgrad", "cggm", "goal", "joint_unimodal_heads", "ogm_ge", "mslr", "pcgrad")
 
 
-def method_panel(method: str = "goal", dataset: str = "emoji") -> widgets.interactive:
+def method_panel(method: str = "goal", dataset: str = "emoji") -> Panel:
     """The method lab (chapter 7): method, dataset, every method's knobs, epochs and seed; runs on **Run**."""
-    return panel(
+    return Panel(
         method_lab,
         lambda n: (f"{n['method']} {n['options']}: missing DeltaGap {n['table']['missing']['delta_gap']:.1f} (joint "
                    f"{n['joint']['missing']['delta_gap']:.1f}); Full {n['table']['full']:.1f} (joint "

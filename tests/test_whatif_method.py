@@ -27,7 +27,7 @@ def lab(method, **knobs):
 def test_each_method_gets_only_its_own_knobs():
     assert method_options("balgrad", KNOBS) == {"gamma": 0.7, "schedule_unit": "progress"}
     assert method_options("cggm", KNOBS) == {"rho": 2.0, "lam": 0.1, "variant": "official"}
-    assert method_options("goal", KNOBS) == {"T": 0.5, "adaptive_leveraging": False, "orthogonalize": True}
+    assert method_options("goal", KNOBS) == {"T": 0.5, "adaptive_leveraging": False, "orthogonalization": True}
     assert method_options("joint", KNOBS) == {} and method_options("ogm_ge", KNOBS) == {}
     assert trace_keys("cggm", ["a", "b"]) == ["B_a", "B_b"]
     assert trace_keys("balgrad", ["a", "b"]) == ["conflict", "cos_task_kl"]

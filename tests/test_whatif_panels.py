@@ -1,9 +1,12 @@
 """The labs' panels: moving a control and pressing Run re-runs the lab with the new values and redraws."""
 
+import sys
+
 import matplotlib.pyplot as plt
 import pytest
+from ipywidgets import IntSlider
 
-from modbal_lib.whatif import method_panel, seesaw_panel, taylor_panel
+from modbal_lib.whatif import Panel, method_panel, seesaw_panel, taylor_panel
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +23,29 @@ def test_taylor_panel_redraws_on_every_change(capsys):
     assert panel.result["fusion"] == "sum" and panel.result["cross_relative"] > 1e-3  # sum fusion has a cross term
     panel.controls["step_size"].value = 1.0
     assert panel.result["step_size"] == pytest.approx(1.0) and panel.result["fusion"] == "sum"
-    assert "predicted ΔL" in capsys.readouterr().out
+    figure, text = panel.out.outputs  # replaced on each run, not appended to
+    assert figure["output_type"] == "display_data" and "Figure" in figure["data"]["text/plain"]
+    assert text["output_type"] == "stream" and text["text"].startswith("λ = 1, sum: predicted ΔL")
+    assert capsys.readouterr().out == ""  # nothing printed where an Output widget would capture it
+
+
+def test_panel_sets_its_output_and_keeps_what_the_lab_printed(capsys):
+    """The panel's output area is set as widget state (no captured print or display, which a headless
+    client answers on the shell channel: the papermill hang); what the lab prints (stdout or stderr) is kept there."""
+    def lab(k):
+        print(f"training with k={k}")
+        print("a lab warning", file=sys.stderr)  # what warnings.warn writes in a kernel
+        figure = plt.figure()
+        return figure, {"k": k, "square": k * k}
+
+    panel = Panel(lab, lambda n: f"k = {n['k']}: square {n['square']}", {"k": IntSlider(value=3)}, run_button=False)
+    figure, text = panel.out.outputs
+    assert figure["output_type"] == "display_data" and text["name"] == "stdout"
+    assert text["text"].startswith("training with k=3\n") and "a lab warning\n" in text["text"]
+    assert text["text"].endswith("k = 3: square 9\n") and panel.result == {"k": 3, "square": 9}
+    panel.controls["k"].value = 4
+    assert len(panel.out.outputs) == 2 and panel.out.outputs[1]["text"].endswith("k = 4: square 16\n")
+    assert capsys.readouterr() == ("", "") and plt.get_fignums() == []  # the figures are closed
 
 
 def test_seesaw_panel_runs_on_run_only():
@@ -39,7 +64,7 @@ def test_method_panel_passes_the_chosen_methods_knobs():
     assert set(knobs) >= {"method", "dataset", "gamma", "rho", "temperature", "orthogonalize", "epochs", "seed"}
     knobs["orthogonalize"].value, knobs["temperature"].value, knobs["epochs"].value = False, 0.5, 2
     panel.manual_button.click()
-    assert panel.result["options"] == {"T": 0.5, "adaptive_leveraging": True, "orthogonalize": False}
+    assert panel.result["options"] == {"T": 0.5, "adaptive_leveraging": True, "orthogonalization": False}
     assert panel.result["epochs"] == 2 and panel.result["dataset"] == "seesaw"
     knobs["method"].value, knobs["cggm_variant"].value = "cggm", "official"
     panel.manual_button.click()
