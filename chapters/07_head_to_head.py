@@ -238,7 +238,8 @@ for result in results.values():
 # %% [markdown]
 # ## 7. The method lab
 #
-# `method_lab` trains one method with the knobs you choose and joint training with the same seed,
+# `method_lab` trains one method with the options you choose, by the method's own names (for example
+# `method_lab("goal", "emoji", T=0.5, orthogonalization=False)`), and joint training with the same seed,
 # and shows three things: each modality's own loss during training (method solid, joint dashed),
 # the protocol table of both, and what the method's gradient edits did over training (BalGrad: how
 # often the task and KL gradients conflict and their cosine; CGGM: the balancing terms B_m; GOAL:
@@ -255,8 +256,9 @@ print(f"{numbers['method']} {numbers['options']} on {numbers['dataset']}, {numbe
       f"edits {', '.join(f'{k} {v:.2f}' for k, v in numbers['traces'].items())}")
 
 # %% [markdown]
-# And the panel: choose a method and a dataset, set the knobs (only the chosen method's knobs apply:
-# BalGrad γ and what t counts; CGGM ρ, λ and variant; GOAL T and the AL/GO switches), and press
+# And the panel: choose a method and a dataset, set the knobs (each starts at the method's default, and only
+# the chosen method's knobs apply: BalGrad γ and what t counts; CGGM ρ, λ and variant; GOAL T and the
+# AL/GO switches), and press
 # **Run**. One seed is one sample of the method's behaviour: before you believe a change, rerun it
 # with two other seeds (below three seeds the kit's rule says "too few seeds").
 

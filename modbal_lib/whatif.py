@@ -11,8 +11,8 @@ pressed (the labs that train).
 - ``seesaw_lab`` (chapter 2): SeeSaw's signal strengths, noise and dimension -> each modality's
   loss and accuracy during joint training, and the missing-modality scores beside the unimodal
   ceilings.
-- ``method_lab`` (chapter 7): a method and its knobs (BalGrad's gamma and schedule, CGGM's rho,
-  lambda and variant, GOAL's temperature and AL/GO switches) on emoji or SeeSaw -> each modality's
+- ``method_lab`` (chapter 7): a method and its own options (the panel shows BalGrad's gamma and schedule,
+  CGGM's rho, lambda and variant, GOAL's T and AL/GO switches) on emoji or SeeSaw -> each modality's
   loss against joint training's, the impairment table, and what the method's gradient edits did.
 """
 
@@ -29,7 +29,8 @@ from IPython import get_ipython
 
 from modbal_lib.data import seesaw
 from modbal_lib.evaluate import evaluate, predict_score
-from modbal_lib.experiments import Experiment, prepared_options
+from modbal_lib.experiments import Experiment, check_comparison, prepared_options
+from modbal_lib.methods import METHODS, option_defaults
 from modbal_lib.methods.balgrad import SCHEDULE_UNITS
 from modbal_lib.methods.cggm import VARIANTS as CGGM_VARIANTS
 from modbal_lib.features import load_features
@@ -221,11 +222,11 @@ def seesaw_figure(numbers: dict):
 METHOD_LAB_DATASETS = {"emoji": {}, "seesaw": {"num_samples": SEESAW_LAB_SAMPLES}}  # dataset -> its options
 METHOD_LAB_EPOCHS = {"emoji": 15, "seesaw": 8}  # default epochs: a few seconds per method on a laptop CPU
 METHOD_LAB_SMOOTH = 10                          # running-mean window of the curves, in iterations
-# The lab's knobs, per method: lab argument -> the method's option (``modbal_lib.methods``).
+# The options the lab shows, per method (names and defaults are the method's own: ``modbal_lib.methods``).
 METHOD_LAB_KNOBS = {
-    "balgrad": {"gamma": "gamma", "schedule_unit": "schedule_unit"},
-    "cggm": {"rho": "rho", "lam": "lam", "cggm_variant": "variant"},
-    "goal": {"temperature": "T", "adaptive_leveraging": "adaptive_leveraging", "orthogonalize": "orthogonalization"},
+    "balgrad": ("gamma", "schedule_unit"),
+    "cggm": ("rho", "lam", "variant"),
+    "goal": ("T", "adaptive_leveraging", "orthogonalization"),
 }
 # What each method's edits did, from its recorded scalars (history keys; ``{m}`` = each modality).
 METHOD_LAB_TRACES = {
@@ -235,9 +236,12 @@ METHOD_LAB_TRACES = {
 }
 
 
-def method_options(method: str, knobs: dict) -> dict:
-    """The options of ``method`` set by the lab's knobs (``METHOD_LAB_KNOBS``); other knobs do not apply."""
-    return {option: knobs[knob] for knob, option in METHOD_LAB_KNOBS.get(method, {}).items()}
+def lab_options(method: str, options: dict) -> dict:
+    """The options ``method`` trains with in the lab: its own defaults for the options the lab shows
+    (``METHOD_LAB_KNOBS``), under the ``options`` given (checked like any comparison's)."""
+    check_comparison([method], {method: options} if options else {})
+    defaults = option_defaults(method)
+    return {**{option: defaults[option] for option in METHOD_LAB_KNOBS.get(method, ())}, **options}
 
 
 def trace_keys(method: str, modalities) -> list[str]:
@@ -261,18 +265,14 @@ def _lab_run(method: str, dataset: str, epochs: int, seed: int, options: tuple) 
             "step_ms": 1000 * result.median_step_seconds}
 
 
-def method_lab(method: str = "balgrad", dataset: str = "emoji", *, gamma: float = 0.5, schedule_unit: str = "epoch",
-               rho: float = 1.3, lam: float = 0.05, cggm_variant: str = "paper", temperature: float = 1.0,
-               adaptive_leveraging: bool = True, orthogonalize: bool = True, epochs: int | None = None,
-               seed: int = 0):
-    """Train ``method`` with these knobs on ``dataset`` and compare it with joint training.
+def method_lab(method: str = "balgrad", dataset: str = "emoji", *, epochs: int | None = None, seed: int = 0,
+               **options):
+    """Train ``method`` with ``options`` on ``dataset`` and compare it with joint training.
 
-    ``method``: any name of ``modbal_lib.methods`` (e.g. "balgrad", "cggm", "goal", "ogm_ge").
-    Its knobs (the others are ignored): BalGrad ``gamma`` (γ of the KL schedule, Eq. 4) and
-    ``schedule_unit`` (what t counts: "epoch", "iteration", "progress"); CGGM ``rho`` (ρ, Eq. 7),
-    ``lam`` (λ, Eq. 12) and ``cggm_variant`` ("paper" or "official"); GOAL ``temperature`` (T,
-    Eq. 7), ``adaptive_leveraging`` and ``orthogonalize`` (the AL and GO switches). ``dataset``:
-    "emoji" or "seesaw" (4,000 samples); ``epochs`` default 15 (emoji) or 8 (seesaw). Joint
+    ``method``: any name of ``modbal_lib.methods`` (e.g. "balgrad", "cggm", "goal", "ogm_ge");
+    ``options``: its own options by their own names, e.g. ``method_lab("goal", T=0.5,
+    orthogonalization=False)`` (an unknown name or a wrong type is refused before anything trains).
+    ``dataset``: "emoji" or "seesaw" (4,000 samples); ``epochs`` default 15 (emoji) or 8 (seesaw). Joint
     training with the same seed is the reference. Both train on the CPU with training seed ``seed``
     and are scored under the protocol with the test impairments of seed 0, so changing the seed
     changes only the training. Runs are cached in the process: moving one knob retrains only the method.
@@ -282,19 +282,18 @@ def method_lab(method: str = "balgrad", dataset: str = "emoji", *, gamma: float 
     against joint; right, what the method's edits did over training (BalGrad: the share of steps
     whose task and KL gradients conflict and their cosine; CGGM: the balancing terms B_m; GOAL:
     the share of conflicting branch-gradient pairs before and after GO; any other method: each
-    branch's gradient norm). ``numbers``: ``method``, ``dataset``, ``options`` (the method's
-    options the knobs set), ``epochs``, ``seed``, ``table`` and ``joint`` (``ImpairmentTable.as_dict``
-    of the method and of joint training), ``delta_gap_change`` (the method's missing DeltaGap
-    minus joint's), ``traces`` {key: mean over training of each trace of the right panel},
-    ``step_time_ratio`` (median step time over joint's: noisy on a busy machine) and ``curves``
-    {history key: the smoothed series, numpy arrays; joint's under ``joint_<key>``}.
+    branch's gradient norm). ``numbers``: ``method``, ``dataset``, ``options`` (``lab_options``: the
+    options shown in the lab with the method's defaults, and those given), ``epochs``, ``seed``,
+    ``table`` and ``joint`` (``ImpairmentTable.as_dict`` of the method and of joint training),
+    ``delta_gap_change`` (the method's missing DeltaGap minus joint's), ``traces`` {key: mean over
+    training of each trace of the right panel}, ``step_time_ratio`` (median step time over joint's:
+    noisy on a busy machine) and ``curves`` {history key: the smoothed series, numpy arrays; joint's
+    under ``joint_<key>``}.
     """
     if dataset not in METHOD_LAB_DATASETS:
         raise ValueError(f"method_lab: dataset must be one of {tuple(METHOD_LAB_DATASETS)}, got {dataset!r}")
     epochs = int(epochs or METHOD_LAB_EPOCHS[dataset])
-    knobs = dict(gamma=gamma, schedule_unit=schedule_unit, rho=rho, lam=lam, cggm_variant=cggm_variant,
-                 temperature=temperature, adaptive_leveraging=adaptive_leveraging, orthogonalize=orthogonalize)
-    options = method_options(method, knobs)
+    options = lab_options(method, options)
     run = _lab_run(method, dataset, epochs, seed, tuple(sorted(options.items())))
     joint = _lab_run("joint", dataset, epochs, seed, ())
     traces = trace_keys(method, run["modalities"])
@@ -432,28 +431,46 @@ def seesaw_panel() -> Panel:
     )
 
 
-METHOD_PANEL_METHODS = ("balgrad", "cggm", "goal", "joint_unimodal_heads", "ogm_ge", "mslr", "pcgrad")
+METHOD_PANEL_METHODS = tuple(name for name in METHODS if name != "joint")  # each is compared with joint
+
+
+def knob_widget(method: str, option: str) -> widgets.Widget:
+    """The control of one of ``METHOD_LAB_KNOBS``: starts at the method's default, labelled "method: option"."""
+    value = option_defaults(method)[option]
+    description = f"{method}: {option}"
+    if isinstance(value, bool):
+        return widgets.Checkbox(value=value, description=description, **STYLE)
+    if isinstance(value, str):
+        return widgets.Dropdown(options=KNOB_CHOICES[(method, option)], value=value, description=description, **STYLE)
+    if (method, option) in LOG_KNOBS:
+        return widgets.FloatLogSlider(value=value, base=10, min=-1, max=1, step=0.1, description=description, **SLIDER)
+    low, high, step = KNOB_RANGES[(method, option)]
+    return widgets.FloatSlider(value=value, min=low, max=high, step=step, description=description, **SLIDER)
+
+
+KNOB_CHOICES = {("balgrad", "schedule_unit"): SCHEDULE_UNITS, ("cggm", "variant"): CGGM_VARIANTS}
+KNOB_RANGES = {("balgrad", "gamma"): (0.0, 2.0, 0.1), ("cggm", "rho"): (0.0, 3.0, 0.1), ("cggm", "lam"): (0.0, 0.5, 0.01)}
+LOG_KNOBS = {("goal", "T")}
+
+
+def panel_method_lab(method: str, dataset: str, epochs: int, seed: int, **knobs):
+    """``method_lab`` from the panel's controls: of the knobs (named ``<method>_<option>``), the chosen method's."""
+    options = {option: knobs[f"{method}_{option}"] for option in METHOD_LAB_KNOBS.get(method, ())}
+    return method_lab(method, dataset, epochs=epochs, seed=seed, **options)
 
 
 def method_panel(method: str = "goal", dataset: str = "emoji") -> Panel:
-    """The method lab (chapter 7): method, dataset, every method's knobs, epochs and seed; runs on **Run**."""
+    """The method lab (chapter 7): method, dataset, the knobs of BalGrad, CGGM and GOAL (``METHOD_LAB_KNOBS``,
+    starting at each method's defaults), epochs and seed; runs on **Run**."""
+    knobs = {f"{m}_{option}": knob_widget(m, option) for m, options in METHOD_LAB_KNOBS.items() for option in options}
     return Panel(
-        method_lab,
+        panel_method_lab,
         lambda n: (f"{n['method']} {n['options']}: missing DeltaGap {n['table']['missing']['delta_gap']:.1f} (joint "
                    f"{n['joint']['missing']['delta_gap']:.1f}); Full {n['table']['full']:.1f} (joint "
                    f"{n['joint']['full']:.1f}); edits {', '.join(f'{k} {v:.2f}' for k, v in n['traces'].items())}"),
         {"method": widgets.Dropdown(options=METHOD_PANEL_METHODS, value=method, description="method", **STYLE),
          "dataset": widgets.Dropdown(options=list(METHOD_LAB_DATASETS), value=dataset, description="dataset", **STYLE),
-         "gamma": widgets.FloatSlider(value=0.5, min=0.0, max=2.0, step=0.1, description="BalGrad γ", **SLIDER),
-         "schedule_unit": widgets.Dropdown(options=SCHEDULE_UNITS, value="epoch", description="BalGrad: t counts",
-                                           **STYLE),
-         "rho": widgets.FloatSlider(value=1.3, min=0.0, max=3.0, step=0.1, description="CGGM ρ", **SLIDER),
-         "lam": widgets.FloatSlider(value=0.05, min=0.0, max=0.5, step=0.01, description="CGGM λ", **SLIDER),
-         "cggm_variant": widgets.Dropdown(options=CGGM_VARIANTS, value="paper", description="CGGM variant", **STYLE),
-         "temperature": widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.1, description="GOAL T",
-                                               **SLIDER),
-         "adaptive_leveraging": widgets.Checkbox(value=True, description="GOAL: adaptive leveraging (AL)", **STYLE),
-         "orthogonalize": widgets.Checkbox(value=True, description="GOAL: orthogonalization (GO)", **STYLE),
+         **knobs,
          "epochs": widgets.IntSlider(value=METHOD_LAB_EPOCHS[dataset], min=1, max=60, description="epochs", **SLIDER),
          "seed": widgets.IntSlider(value=0, min=0, max=9, description="training seed", **SLIDER)},
         run_button=True,

@@ -6,10 +6,7 @@ import pytest
 from modbal_lib.evaluate import evaluate
 from modbal_lib.experiments import Experiment
 from modbal_lib.train import train
-from modbal_lib.whatif import METHOD_LAB_SMOOTH, method_lab, method_options, trace_keys
-
-KNOBS = dict(gamma=0.7, schedule_unit="progress", rho=2.0, lam=0.1, cggm_variant="official", temperature=0.5,
-             adaptive_leveraging=False, orthogonalize=True)
+from modbal_lib.whatif import METHOD_LAB_SMOOTH, lab_options, method_lab, trace_keys
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -24,11 +21,15 @@ def lab(method, **knobs):
     return numbers
 
 
-def test_each_method_gets_only_its_own_knobs():
-    assert method_options("balgrad", KNOBS) == {"gamma": 0.7, "schedule_unit": "progress"}
-    assert method_options("cggm", KNOBS) == {"rho": 2.0, "lam": 0.1, "variant": "official"}
-    assert method_options("goal", KNOBS) == {"T": 0.5, "adaptive_leveraging": False, "orthogonalization": True}
-    assert method_options("joint", KNOBS) == {} and method_options("ogm_ge", KNOBS) == {}
+def test_the_lab_takes_each_methods_own_options_and_defaults():
+    assert lab_options("balgrad", {"gamma": 0.7}) == {"gamma": 0.7, "schedule_unit": "epoch"}
+    assert lab_options("cggm", {"variant": "official"}) == {"rho": 1.3, "lam": 0.05, "variant": "official"}
+    assert lab_options("goal", {"T": 0.5}) == {"T": 0.5, "adaptive_leveraging": True, "orthogonalization": True}
+    assert lab_options("joint", {}) == {} and lab_options("ogm_ge", {"alpha": 0.5}) == {"alpha": 0.5}
+    with pytest.raises(ValueError, match="goal has no option 'temperature'; its options: variant, adaptive_leveraging"):
+        lab_options("goal", {"temperature": 0.5})
+    with pytest.raises(ValueError, match="expected a boolean"):
+        lab_options("goal", {"orthogonalization": "no"})
     assert trace_keys("cggm", ["a", "b"]) == ["B_a", "B_b"]
     assert trace_keys("balgrad", ["a", "b"]) == ["conflict", "cos_task_kl"]
     assert trace_keys("mslr", ["a", "b"]) == ["grad_norm_a", "grad_norm_b"]
@@ -59,13 +60,13 @@ def test_joint_against_itself_changes_nothing():
 
 
 def test_goal_switches_show_in_the_conflict_traces():
-    with_go, without_go = lab("goal"), lab("goal", orthogonalize=False)
+    with_go, without_go = lab("goal"), lab("goal", orthogonalization=False)
     assert with_go["traces"]["conflict_before"] > 0.05 and with_go["traces"]["conflict_after"] == 0.0
     assert without_go["traces"]["conflict_after"] == without_go["traces"]["conflict_before"] > 0.05
 
 
 def test_cggm_variant_and_balancing_terms():
-    numbers = lab("cggm", cggm_variant="official", rho=2.0)
+    numbers = lab("cggm", variant="official", rho=2.0)
     assert numbers["options"] == {"rho": 2.0, "lam": 0.05, "variant": "official"}
     assert set(numbers["traces"]) == {"B_easy", "B_hard"} and all(b >= 0 for b in numbers["traces"].values())
 
@@ -73,9 +74,9 @@ def test_cggm_variant_and_balancing_terms():
 def test_same_arguments_same_numbers_and_bad_dataset():
     from modbal_lib import whatif
 
-    first = lab("goal", temperature=0.3)
+    first = lab("goal", T=0.3)
     whatif._lab_run.cache_clear()
-    second = lab("goal", temperature=0.3)
+    second = lab("goal", T=0.3)
     assert first["table"] == second["table"] and first["traces"] == second["traces"]
     with pytest.raises(ValueError, match="dataset must be one of"):
         method_lab("goal", "food101")

@@ -61,11 +61,14 @@ def test_seesaw_panel_runs_on_run_only():
 def test_method_panel_passes_the_chosen_methods_knobs():
     panel = method_panel("goal", "seesaw")
     knobs = panel.controls
-    assert set(knobs) >= {"method", "dataset", "gamma", "rho", "temperature", "orthogonalize", "epochs", "seed"}
-    knobs["orthogonalize"].value, knobs["temperature"].value, knobs["epochs"].value = False, 0.5, 2
+    assert set(knobs) >= {"method", "dataset", "balgrad_gamma", "cggm_rho", "goal_T", "goal_orthogonalization", "epochs",
+                          "seed"}
+    assert knobs["cggm_rho"].value == 1.3 and knobs["goal_T"].value == 1.0  # the methods' own defaults
+    assert knobs["method"].options == ("joint_unimodal_heads", "ogm_ge", "mslr", "pcgrad", "balgrad", "cggm", "goal")
+    knobs["goal_orthogonalization"].value, knobs["goal_T"].value, knobs["epochs"].value = False, 0.5, 2
     panel.manual_button.click()
     assert panel.result["options"] == {"T": 0.5, "adaptive_leveraging": True, "orthogonalization": False}
     assert panel.result["epochs"] == 2 and panel.result["dataset"] == "seesaw"
-    knobs["method"].value, knobs["cggm_variant"].value = "cggm", "official"
+    knobs["method"].value, knobs["cggm_variant"].value = "cggm", "official"  # cggm_<option>
     panel.manual_button.click()
     assert panel.result["method"] == "cggm" and panel.result["options"]["variant"] == "official"

@@ -51,6 +51,12 @@ def option_hints(name: str) -> dict[str, object]:
     return {p: hints.get(p, object) for p in parameters}
 
 
+def option_defaults(name: str) -> dict[str, object]:
+    """The default of each option of method ``name``, from its ``__init__`` (e.g. {"gamma": 0.5, ...})."""
+    parameters = inspect.signature(method_class(name).__init__).parameters
+    return {option: parameters[option].default for option in option_hints(name)}
+
+
 def make(name: str, **options) -> Method:
     """Build the training method called ``name`` with its options."""
     cls = method_class(name)
