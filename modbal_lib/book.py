@@ -29,7 +29,12 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+import jupytext
+import mistune
 import nbformat
+import papermill
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbconvert import HTMLExporter
 
 from modbal_lib.utils import atomic_path
 
@@ -117,9 +122,6 @@ def execute(chapter: Chapter, out_dir: Path, fast: bool, cell_timeout: int | Non
 
     Each cell may run ``cell_timeout`` seconds (default ``CELL_TIMEOUT`` of the mode). The executed
     notebook appears only when every cell succeeded; otherwise ``ChapterError`` is raised."""
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
     timeout = cell_timeout or CELL_TIMEOUT["fast" if fast else "full"]
     start = time.perf_counter()
     with atomic_path(out_dir / chapter.path.name) as partial:  # papermill saves as it goes: only a success is renamed
@@ -208,8 +210,6 @@ def site_links(page: str, chapters: list[Chapter]) -> str:
 
 def report_page(report: Path = REPORT) -> str:
     """The benchmark report as a page of the site: its Markdown rendered, its figures embedded as data URIs."""
-    import mistune
-
     def embed(match: re.Match) -> str:
         image = report.parent / match.group(2)
         if not image.is_file():
@@ -247,8 +247,6 @@ def render_html(chapters: list[Chapter], executed_dir: Path, html_dir: Path) -> 
     data URIs, so the folder is a self-contained static site. Returns the index page; raises
     ``ValueError`` naming every link that points to a file the site does not hold.
     """
-    from nbconvert import HTMLExporter
-
     exporter = HTMLExporter(template_name="lab", embed_images=True)
     for chapter in chapters:
         notebook = nbformat.read(executed_dir / chapter.path.name, as_version=4)
@@ -349,8 +347,6 @@ def notebook_problems(notebook_path: Path) -> list[str]:
 
 def pair_problems(source_path: Path) -> list[str]:
     """Differences between a chapter's py:percent source and its paired ``.ipynb`` (cell types, sources, tags)."""
-    import jupytext
-
     notebook_path = source_path.with_suffix(".ipynb")
     if not notebook_path.exists():
         return [f"{source_path}: no paired notebook {notebook_path.name} (run `jupytext --sync {source_path}`)"]

@@ -8,20 +8,27 @@ import shlex
 import sys
 from pathlib import Path
 
+from modbal_lib import book
+from modbal_lib.assignments import find_assignments, generate
+from modbal_lib.bench import run
 from modbal_lib.data import DATASETS
+from modbal_lib.data.files import DatasetFileError
+from modbal_lib.encoders import ENCODER_SETS
+from modbal_lib.experiments import check_comparison, parse_option, train_option_hints
+from modbal_lib.features import Extraction, precompute
+from modbal_lib.methods import option_hints
 from modbal_lib.presets import PRESETS
-from modbal_lib.utils import check_environment, parse_bool
+from modbal_lib.report import write
+from modbal_lib.utils import cache_dir, check_environment, parse_bool
 
 
 def _book(args: argparse.Namespace) -> int:
-    from modbal_lib.book import ROOT, ChapterError, build
-
     if args.cell_timeout is not None and args.cell_timeout < 1:
         raise ValueError(f"book --cell-timeout: expected a positive number of seconds, got {args.cell_timeout}")
-    build_dir = Path(args.build_dir) if args.build_dir else ROOT / "_build"
+    build_dir = Path(args.build_dir) if args.build_dir else book.ROOT / "_build"
     try:
-        report = build(fast=args.fast, build_dir=build_dir, cell_timeout=args.cell_timeout)
-    except ChapterError as error:  # one line: the chapter, the cell, what happened
+        report = book.build(fast=args.fast, build_dir=build_dir, cell_timeout=args.cell_timeout)
+    except book.ChapterError as error:  # one line: the chapter, the cell, what happened
         print(f"error: {error}", file=sys.stderr)
         return 1
     for slug, status in report:
@@ -45,7 +52,6 @@ def _parse_pairs(text: str | None) -> dict[str, str]:
 
 def _encoders(text: str | None) -> dict[str, str] | str | None:
     """An encoder set name ("offline", "balgrad", "clip") or per-modality pairs "image=pixels,text=minilm"."""
-    from modbal_lib.encoders import ENCODER_SETS
 
     if text in ENCODER_SETS:
         return text
@@ -83,9 +89,6 @@ def _method_options(options: list[str], methods: list[str]) -> dict[str, dict]:
     """``--option LABEL.KEY=VALUE`` (repeatable) -> {label: {key: value}}, each value typed as the method
     (or ``train``) declares the option; unknown labels and keys are left for ``experiments.check_comparison``
     to refuse with the accepted names."""
-    from modbal_lib.experiments import parse_option, train_option_hints
-    from modbal_lib.methods import option_hints
-
     labels = {entry.partition("=")[0]: entry.partition("=")[2] or entry.partition("=")[0] for entry in methods}
     parsed: dict[str, dict] = {}
     for option in options:
@@ -99,9 +102,6 @@ def _method_options(options: list[str], methods: list[str]) -> dict[str, dict]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from modbal_lib.bench import run
-    from modbal_lib.experiments import check_comparison
-
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     method_options = _method_options(args.option, methods)
     check_comparison(methods, method_options, {"epochs": args.epochs or 1})
@@ -126,8 +126,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from modbal_lib.report import write
-
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     report = write(
         args.out,
@@ -145,10 +143,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _features(args: argparse.Namespace) -> int:
-    from modbal_lib.data.files import DatasetFileError
-    from modbal_lib.features import Extraction, precompute
-    from modbal_lib.utils import cache_dir
-
     if args.precision:
         os.environ["MODBAL_PRECISION"] = args.precision
     try:
@@ -193,8 +187,6 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _assignments(args: argparse.Namespace) -> int:
-    from modbal_lib.assignments import find_assignments, generate
-
     masters = find_assignments()
     unknown = set(args.names) - {m.stem for m in masters}
     if unknown:

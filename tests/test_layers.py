@@ -11,7 +11,9 @@ import pytest
 LIBRARY = Path(__file__).resolve().parents[1] / "modbal_lib"
 ABOVE_METHODS = ("modbal_lib.encoders", "modbal_lib.data", "modbal_lib.train", "modbal_lib.features",
                  "modbal_lib.experiments", "modbal_lib.evaluate", "modbal_lib.cache")
-LAZY_ALLOWED = {"av", "selenium"}  # optional heavy packages, imported where they are needed
+# optional packages (PyAV: the "media" extra; selenium and otter: the "test" extra) and transformers (seconds to
+# import, only for the papers' hf: encoders) are imported where they are needed
+LAZY_ALLOWED = {"av", "selenium", "otter", "transformers"}
 
 
 @pytest.mark.parametrize("module", ["modbal_lib.methods.pcgrad", "modbal_lib.methods"])
