@@ -43,7 +43,7 @@ import modbal_lib
 from modbal_lib.plots import gradient_arrows
 from modbal_lib import grads, stats
 from modbal_lib.claims import paper_vs_measured
-from modbal_lib.experiments import compare, history_mean
+from modbal_lib.experiments import compare, history_mean, run_tables
 from modbal_lib.features import load_features
 from modbal_lib.methods.balgrad import BalGrad, kl_schedule, kl_weights, mutual_kl, project_conflicting
 from modbal_lib.methods.base import Step
@@ -250,14 +250,9 @@ ablation = {name: compare(name, ABLATION, SEEDS, method_options=ABLATION_OPTIONS
 modalities = {name: tuple(runs["joint"][0].table.missing) for name, runs in ablation.items()}
 
 
-def table1(runs, digits=2):
-    """The runs of each label in BalGrad's Table 1 layout (``stats.table1``), a column per label."""
-    return stats.table1({NAMES[label]: [run.table for run in label_runs] for label, label_runs in runs.items()},
-                        digits)
-
-
 for name, runs in ablation.items():
-    display(Markdown(f"**{name}**, {EPOCHS[name]} epochs, seeds {SEEDS} (test accuracy, %)\n\n" + table1(runs)))
+    display(Markdown(f"**{name}**, {EPOCHS[name]} epochs, seeds {SEEDS} (test accuracy, %)\n\n"
+                     + stats.table1(run_tables(runs, NAMES))))
 
 # %% [markdown]
 # Differences between rows are easiest to judge **paired**: same seed, same initialisation and data
@@ -623,7 +618,7 @@ plt.show()
 mean_scale = lambda run: history_mean(run, "kl_scale")
 rows = [[NAMES[unit]] + [stats.summarize(runs, pick).text(2) for pick in (mean_scale, conflict_share)]
         for unit, runs in schedule.items()]
-display(Markdown(f"**emoji**, BalGrad, seeds {SEEDS}\n\n" + table1(schedule) + "\n"
+display(Markdown(f"**emoji**, BalGrad, seeds {SEEDS}\n\n" + stats.table1(run_tables(schedule, NAMES)) + "\n"
                  + stats.markdown_table(["", "mean s(t)", "conflict share"], rows) + f"\n_{stats.SD_NOTE}._\n"))
 for unit in ("iteration", "progress"):
     print(f"{NAMES[unit]} − {NAMES['epoch']}: "
@@ -663,7 +658,7 @@ scope_runs = compare("emoji", ["per_tensor=balgrad"], SEEDS, ratios=(), epochs=E
                      method_options={"per_tensor": {"projection_scope": "per_tensor"}})
 scopes = {"balgrad": emoji["balgrad"], "per_tensor": scope_runs["per_tensor"]}
 rows = [[NAMES[label], stats.summarize(runs, conflict_share).text(2)] for label, runs in scopes.items()]
-display(Markdown(f"**emoji**, seeds {SEEDS}\n\n" + table1(scopes) + "\n"
+display(Markdown(f"**emoji**, seeds {SEEDS}\n\n" + stats.table1(run_tables(scopes, NAMES)) + "\n"
                  + stats.markdown_table(["", "conflict share"], rows) + f"\n_{stats.SD_NOTE}._\n"))
 print(f"per tensor − flat: Full {stats.paired_difference(scopes['per_tensor'], scopes['balgrad'], full).text(2)}; "
       f"ΔGap {stats.paired_difference(scopes['per_tensor'], scopes['balgrad'], gap).text(2)}")

@@ -43,7 +43,7 @@ import modbal_lib
 from modbal_lib import stats
 from modbal_lib.claims import paper_vs_measured
 from modbal_lib.plots import gradient_arrows
-from modbal_lib.experiments import Experiment, compare, history_mean
+from modbal_lib.experiments import Experiment, compare, history_mean, run_tables
 from modbal_lib.grads import loss_grads
 from modbal_lib.methods.base import task_loss
 from modbal_lib.methods.goal import adaptive_weights, normalized_entropy, orthogonalize, pair_cosines
@@ -259,19 +259,14 @@ def step_ms(run):
     return 1e3 * float(np.percentile(run.result.step_seconds, 10))
 
 
-def tables(runs):
-    """{name: [ImpairmentTable per seed]} of each label, the input of ``stats.table1``."""
-    return {NAMES.get(label, label): [run.table for run in label_runs] for label, label_runs in runs.items()}
-
-
 for name, runs in ablation.items():
-    display(Markdown(f"**{name}**, {EPOCHS[name]} epochs, seeds {SEEDS}\n\n" + stats.table1(tables(runs))))
+    display(Markdown(f"**{name}**, {EPOCHS[name]} epochs, seeds {SEEDS}\n\n" + stats.table1(run_tables(runs, NAMES))))
 
 # %%
 figure, axes = plt.subplots(1, 2, figsize=(14, 4))
 for axis, (name, runs) in zip(axes, ablation.items()):
     bars = ["Full"] + [f"missing {m}" for m in modalities[name]]
-    summaries = stats.table1_summaries(tables(runs))
+    summaries = stats.table1_summaries(run_tables(runs, NAMES))
     width = 0.8 / len(runs)
     for k, label in enumerate(runs):
         cells = dict(summaries[NAMES[label]])
@@ -419,7 +414,7 @@ sweep_runs["T 1.0"] = [run for run in emoji["goal"] if run.seed in SWEEP_SEEDS] 
 sweep = {T: sweep_runs[f"T {T}"] for T in TEMPERATURES}
 sweep_weight = {T: stats.summarize(runs, recorded(f"w_{image}")) for T, runs in sweep.items()}
 display(Markdown(f"**emoji**, GOAL, seeds {SWEEP_SEEDS}\n\n"
-                 + stats.table1(tables({f"T = {T}": runs for T, runs in sweep.items()}))))
+                 + stats.table1(run_tables({f"T = {T}": runs for T, runs in sweep.items()}))))
 print(f"mean AL weight of {image} over training: "
       + ", ".join(f"T = {T}: {sweep_weight[T].text(2)}" for T in TEMPERATURES))
 
@@ -563,7 +558,7 @@ columns = {"conflicts before GO": recorded("conflict_before"), "conflicts after 
 rows = [[NAMES[label]] + [stats.summarize(runs, pick).text(2) if pick(runs[0]) is not None else "—"
                           for pick in columns.values()] for label, runs in variants.items()]
 display(Markdown(f"**SeeSaw with equal branch shapes**, {EPOCHS['seesaw']} epochs, seeds {SWEEP_SEEDS}\n\n"
-                 + stats.table1(tables(variants)) + "\n" + stats.markdown_table([""] + list(columns), rows)
+                 + stats.table1(run_tables(variants, NAMES)) + "\n" + stats.markdown_table([""] + list(columns), rows)
                  + f"\n_{stats.SD_NOTE}; — where the method records no conflicts._\n"))
 easy = modalities["seesaw"][0]
 parameter_vs_feature = {"Full": full, f"missing {easy}": lambda run: run.table.missing[easy]}

@@ -236,3 +236,10 @@ def compare(
 def history_mean(run: Run, key: str) -> float:
     """Mean over training of one recorded series (e.g. BalGrad's ``conflict`` -> the conflict fraction)."""
     return float(np.mean(run.result.history[key]))
+
+
+def run_tables(runs: dict[str, list[Run]], names: dict[str, str] | None = None) -> dict[str, list[ImpairmentTable]]:
+    """``compare``'s runs as ``{label: [ImpairmentTable per seed]}``, the input of ``stats.table1``
+    (``names`` renames labels for display; ``bench.method_tables`` does the same for results.json)."""
+    names = names or {}
+    return {names.get(label, label): [run.table for run in label_runs] for label, label_runs in runs.items()}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from modbal_lib.experiments import Experiment, compare, history_mean
+from modbal_lib.experiments import Experiment, compare, history_mean, run_tables
 from modbal_lib.stats import paired_difference, summarize
 
 
@@ -18,6 +18,8 @@ def test_compare_runs_each_method_for_each_seed_and_summaries_match():
     difference = paired_difference(runs["joint"], runs["unimodal_hard"], lambda r: r.table.full)
     assert difference.mean == pytest.approx(np.mean([a.table.full - b.table.full for a, b in zip(joint, runs["unimodal_hard"])]))
     assert list(joint[0].table.ratio_sweep["easy"]) == [0.5]
+    tables = run_tables(runs, {"joint": "joint training"})
+    assert list(tables) == ["joint training", "unimodal_hard"] and tables["joint training"][1] is joint[1].table
     assert history_mean(joint[0], "loss") == pytest.approx(np.mean(joint[0].result.history["loss"]))
     # different seeds give different models
     assert joint[0].result.history["loss"] != joint[1].result.history["loss"]

@@ -38,7 +38,8 @@
 
 # %%
 from modbal_lib.data.seesaw import DEFAULT_KNOBS
-from modbal_lib.experiments import Experiment, compare, over_seeds
+from modbal_lib.experiments import Experiment, compare
+from modbal_lib.stats import paired_difference, summarize
 
 import modbal_lib
 
@@ -141,13 +142,14 @@ test_q1_hard_dominates_other_seeds(knobs)
 #
 # 1. `runs`: train and evaluate `"joint"` and `"balgrad"` over `SEEDS` for `EPOCHS` epochs with
 #    `modbal_lib.experiments.compare` (pass `ratios=()` to skip the ratio sweep);
-# 2. `gap_joint`, `gap_balgrad`: (mean, std) over seeds of each method's missing ΔGap
-#    (`over_seeds` and `run.table.missing_delta_gap`);
-# 3. `balgrad_reduces_gap`: `True` if BalGrad's ΔGap is below joint training's **for every seed**
-#    (compare the runs of the same seed), else `False`.
+# 2. `gap_joint`, `gap_balgrad`: each method's missing ΔGap over seeds, `modbal_lib.stats.summarize(runs[m],
+#    pick)` with `pick = lambda run: run.table.missing_delta_gap` (mean, sample SD and n);
+# 3. `gap_change`: BalGrad's ΔGap minus joint training's, seed by seed, with the kit's one rule:
+#    `modbal_lib.stats.paired_difference(runs["balgrad"], runs["joint"], pick)`;
+# 4. `balgrad_reduces_gap`: `True` when that difference's verdict is "differs" and it is negative, else `False`.
 #
-# Print the numbers. Is the difference larger than the spread between seeds? Would you claim that
-# BalGrad fixes the dominance you built?
+# Print the numbers. With two seeds the verdict is "too few seeds": would you claim that BalGrad fixes
+# the dominance you built? How many seeds would you want?
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -156,13 +158,17 @@ test_q1_hard_dominates_other_seeds(knobs)
 # BEGIN SOLUTION
 experiment = Experiment("seesaw", dataset_options={"knobs": knobs, "num_samples": NUM_SAMPLES})
 runs = compare(experiment, ["joint", "balgrad"], SEEDS, epochs=EPOCHS, ratios=())
-gap_joint = over_seeds(runs["joint"], lambda run: run.table.missing_delta_gap)
-gap_balgrad = over_seeds(runs["balgrad"], lambda run: run.table.missing_delta_gap)
-balgrad_reduces_gap = all(
-    b.table.missing_delta_gap < j.table.missing_delta_gap for j, b in zip(runs["joint"], runs["balgrad"]))
+def pick(run):
+    return run.table.missing_delta_gap
+
+
+gap_joint = summarize(runs["joint"], pick)
+gap_balgrad = summarize(runs["balgrad"], pick)
+gap_change = paired_difference(runs["balgrad"], runs["joint"], pick)
+balgrad_reduces_gap = gap_change.differs and gap_change.mean < 0
 # END SOLUTION
-print(f"missing ΔGap over seeds {SEEDS}: joint {gap_joint[0]:.1f} ± {gap_joint[1]:.1f}, "
-      f"BalGrad {gap_balgrad[0]:.1f} ± {gap_balgrad[1]:.1f}; lower in every seed: {balgrad_reduces_gap}")
+print(f"missing ΔGap: joint {gap_joint.text()}, BalGrad {gap_balgrad.text()}; BalGrad − joint, seed by seed: "
+      f"Δ {gap_change.text()}; reduces the gap: {balgrad_reduces_gap}")
 
 # %% [raw]
 # # END SOLUTION
@@ -183,19 +189,24 @@ test_q2_runs_cover_both_methods_and_the_seeds(runs, SEEDS)
 
 # %%
 # HIDDEN
-def test_q2_gaps_and_verdict_match_the_runs(runs, gap_joint, gap_balgrad, balgrad_reduces_gap):
+def test_q2_gaps_and_verdict_match_the_runs(runs, gap_joint, gap_balgrad, gap_change, balgrad_reduces_gap):
     import math
 
-    from modbal_lib.experiments import over_seeds
+    from modbal_lib.stats import paired_difference, summarize
+
+    def pick(run):
+        return run.table.missing_delta_gap
 
     for method, answer in [("joint", gap_joint), ("balgrad", gap_balgrad)]:
-        expected = over_seeds(runs[method], lambda run: run.table.missing_delta_gap)
+        expected = summarize(runs[method], pick)
         assert all(math.isclose(a, e, abs_tol=1e-6) for a, e in zip(answer, expected)), f"gap_{method}"
-    every_seed = all(b.table.missing_delta_gap < j.table.missing_delta_gap for j, b in zip(runs["joint"], runs["balgrad"]))
-    assert balgrad_reduces_gap is every_seed
+    expected = paired_difference(runs["balgrad"], runs["joint"], pick)
+    assert math.isclose(gap_change.mean, expected.mean, abs_tol=1e-6) and gap_change.verdict == expected.verdict, \
+        "gap_change: BalGrad minus joint, seed by seed"
+    assert balgrad_reduces_gap is (expected.differs and expected.mean < 0)
 
 
-test_q2_gaps_and_verdict_match_the_runs(runs, gap_joint, gap_balgrad, balgrad_reduces_gap)
+test_q2_gaps_and_verdict_match_the_runs(runs, gap_joint, gap_balgrad, gap_change, balgrad_reduces_gap)
 
 
 # %%
