@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from fixtures_real import make_food101
+from modbal_lib import features as features_module
+from modbal_lib.encoders import encode
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MODBAL_PROGRESS", "0")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -62,3 +66,24 @@ def browser(tmp_path_factory):
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def food(tmp_path):
+    """A Food-101 folder laid out like the real one: 15 train and 6 test pairs of tiny JPEGs and titles."""
+    make_food101(tmp_path / "food101")
+    return tmp_path / "food101"
+
+
+@pytest.fixture
+def encode_calls(monkeypatch):
+    """Record (kind, encoder, rows) of every encoder run made through load_features / precompute
+    (a large split runs in chunks)."""
+    calls = []
+
+    def counting_encode(kind, inputs, encoder, **options):
+        calls.append((kind, encoder, len(inputs)))
+        return encode(kind, inputs, encoder, **options)
+
+    monkeypatch.setattr(features_module, "encode", counting_encode)
+    return calls

@@ -263,3 +263,9 @@ def make_cremad(root: Path) -> Path:
     write_classes(root / "ogm-ge" / "stat.csv")
     write_votes(root / "processedResults" / "summaryTable.csv")
     return root
+
+
+def features_command(food, *extra):
+    """``python -m modbal_lib features`` on the ``food`` fixture with cheap encoders, as an argv list."""
+    return ["features", "--dataset", "food101", "--encoders", "image=pixels:8,text=minilm",
+            "--dataset-options", f"root={food},val_size=3", "--workers", "0", *extra]

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fixtures_real import make_food101
+from fixtures_real import features_command, make_food101
 from modbal_lib import cache
 from modbal_lib import features as features_module
 from modbal_lib.cache import TEMPORARY_NAME, feature_key, feature_path, file_hashes, process_running
@@ -36,30 +36,6 @@ CPU = torch.device("cpu")
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MODBAL_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-@pytest.fixture
-def food(tmp_path):
-    make_food101(tmp_path / "food101")  # 15 train and 6 test pairs of tiny JPEGs and titles
-    return tmp_path / "food101"
-
-
-@pytest.fixture
-def encoded_rows(monkeypatch):
-    """Record (kind, encoder, rows) of every encoder run made through load_features / precompute."""
-    calls = []
-
-    def counting_encode(kind, inputs, encoder, **options):
-        calls.append((kind, encoder, len(inputs)))
-        return encode(kind, inputs, encoder, **options)
-
-    monkeypatch.setattr(features_module, "encode", counting_encode)
-    return calls
-
-
-def features_command(food, *extra):
-    return ["features", "--dataset", "food101", "--encoders", "image=pixels:8,text=minilm",
-            "--dataset-options", f"root={food},val_size=3", "--workers", "0", *extra]
 
 
 def replace_keeping_size(path: Path, color=(0, 90, 250)) -> None:

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from modbal_lib import features as features_module
 from modbal_lib.data import load
 from modbal_lib.data.impair import chosen_indices, impair
 from modbal_lib.encoders import encode
@@ -15,19 +14,6 @@ CHEAP_IMAGE = {"image": "pixels:16"}  # keeps emoji tests fast; text goes throug
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MODBAL_CACHE", str(tmp_path))
-
-
-@pytest.fixture
-def encode_calls(monkeypatch):
-    """Record (kind, encoder, rows) of every encoder run made by load_features (a large split runs in chunks)."""
-    calls = []
-
-    def counting_encode(kind, inputs, encoder, **options):
-        calls.append((kind, encoder, len(inputs)))
-        return encode(kind, inputs, encoder, **options)
-
-    monkeypatch.setattr(features_module, "encode", counting_encode)
-    return calls
 
 
 def minilm_rows(calls) -> int:

@@ -4,7 +4,7 @@ chunks, clean failure on a corrupt file, the protocol's impaired test sets, enco
 import pytest
 import torch
 
-from fixtures_real import make_food101
+from fixtures_real import features_command
 from modbal_lib import features as features_module
 from modbal_lib.cache import feature_key, feature_path
 from modbal_lib.cli import main
@@ -22,30 +22,6 @@ CPU = torch.device("cpu")
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MODBAL_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache" / "features"
-
-
-@pytest.fixture
-def food(tmp_path):
-    make_food101(tmp_path / "food101")  # 15 train (12 + 3 held out with val_size=3) and 6 test pairs
-    return tmp_path / "food101"
-
-
-@pytest.fixture
-def encode_calls(monkeypatch):
-    """Record (kind, encoder, rows) of every encoder run made through load_features / precompute."""
-    calls = []
-
-    def counting_encode(kind, inputs, encoder, **options):
-        calls.append((kind, encoder, len(inputs)))
-        return encode(kind, inputs, encoder, **options)
-
-    monkeypatch.setattr(features_module, "encode", counting_encode)
-    return calls
-
-
-def features_command(food, *extra):
-    return ["features", "--dataset", "food101", "--encoders", "image=pixels:8,text=minilm",
-            "--dataset-options", f"root={food},val_size=3", "--workers", "0", *extra]
 
 
 def test_command_fills_the_cache_that_load_features_reads(food, encode_calls, capsys):
