@@ -69,32 +69,36 @@ def grad_norm(params: Params) -> float:
     return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
 
 
-def _scaled(x: Tensor) -> tuple[Tensor, Tensor]:
-    """``x`` divided by a power of two near its largest |entry| (per row), in float32 or wider, and that scale.
+def _power_of_two_scale(x: Tensor) -> Tensor:
+    """A power of two near the largest |entry| of each row of ``x`` ([..., 1]; 1/2 for a zero row).
 
     Dot products and squared norms of raw gradients leave the dtype's range: they overflow once
     |x| >~ 1.8e19 in float32 or >~ 180 in float16 (gradients under fp16 autocast), and underflow
-    for tiny vectors. The scaled vector's largest entry lies in [1, 2), so its products stay near
-    1 whatever the magnitude or dtype. Dividing by a power of two is exact: in float32's normal
-    range ``project_conflicting`` gives bit for bit what the unscaled formula gives. A zero row
-    stays zero (scale 1/2).
+    for tiny vectors. Divided by this scale a row's largest entry lies in [1, 2), so its products stay
+    near 1 whatever the magnitude or dtype; dividing by a power of two is exact, so in float32's
+    normal range the results are bit for bit those of the unscaled formulas.
     """
-    x = x.to(torch.promote_types(x.dtype, torch.float32))
     _, exponent = torch.frexp(x.abs().amax(-1, keepdim=True))  # largest = mantissa * 2^exponent, mantissa in [1/2, 1)
-    scale = torch.ldexp(torch.ones_like(x[..., :1]), exponent - 1)
-    return x / scale, scale
+    return torch.ldexp(torch.ones_like(x[..., :1]), exponent - 1)
+
+
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    return torch.promote_types(x.dtype, torch.float32)
 
 
 def rowwise_cosine(a: Tensor, b: Tensor) -> Tensor:
     """cos(a_i, b_i) along the last dimension ([D] -> 0-dim, [B, D] -> [B]); 0 where either row is zero.
 
-    Scale-safe (``_scaled``), in float32 or wider: tiny non-zero rows get their true cosine, huge
-    ones do not overflow, float16 and bfloat16 rows neither.
+    Scale-safe (``_power_of_two_scale``), in float32 or wider: tiny non-zero rows get their true
+    cosine, huge ones do not overflow, float16 and bfloat16 rows neither.
     """
-    a, _ = _scaled(a)
-    b, _ = _scaled(b)
+    if a.dim() == 1:  # as one row, the same arithmetic as a row of a batch
+        return rowwise_cosine(a.unsqueeze(0), b.unsqueeze(0)).squeeze(0)
+    a, b = a.to(_compute_dtype(a)), b.to(_compute_dtype(b))
+    a, b = a / _power_of_two_scale(a), b / _power_of_two_scale(b)
     # each scaled norm is >= 1 unless its row is zero, when the dot product is 0 as well
-    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1)
+    norms = torch.linalg.vector_norm(a, dim=-1) * torch.linalg.vector_norm(b, dim=-1)
+    return torch.linalg.vecdot(a, b) / norms.clamp_min(1)
 
 
 def cosine(a: Tensor, b: Tensor) -> float:
@@ -112,19 +116,23 @@ def project_conflicting(g: Tensor, ref: Tensor, eps: float = 0.0) -> Tensor:
     unchanged. Works on 1-D vectors [D] or row by row on [B, D]; a zero ``ref`` leaves ``g``
     unchanged. After a projection with eps = 0, g'·ref = 0 (to rounding).
 
-    The formula is evaluated on g and ref divided by their largest entries (``_scaled``: with
-    g = a u and ref = b r, the correction is a (u·r) / (‖r‖² + eps/b²) r), in float32 or wider,
-    and the result is cast back to g's dtype: no overflow or underflow of g·ref and ‖ref‖² at any
-    magnitude, also in float16 and bfloat16.
+    The formula is evaluated on g and ref divided by powers of two near their largest entries
+    (``_power_of_two_scale``: with g = a u and ref = b r, the correction is a (u·r) / (‖r‖² + eps/b²) r),
+    in float32 or wider, and the result is cast back to g's dtype: no overflow or underflow of g·ref
+    and ‖ref‖² at any magnitude, also in float16 and bfloat16. Few temporaries (fused dot products):
+    on large flat gradients the projection costs little more than the unscaled formula.
     """
-    unit_g, g_scale = _scaled(g)
-    unit_ref, ref_scale = _scaled(ref)
-    dot = (unit_g * unit_ref).sum(-1, keepdim=True)
+    if g.dim() == 1:  # as one row, so that a vector and a row of a batch take the same arithmetic path
+        return project_conflicting(g.unsqueeze(0), ref.unsqueeze(0), eps).squeeze(0)
+    g_wide, ref_wide = g.to(_compute_dtype(g)), ref.to(_compute_dtype(ref))
+    g_scale, ref_scale = _power_of_two_scale(g_wide), _power_of_two_scale(ref_wide)
+    unit_ref = ref_wide / ref_scale
+    dot = torch.linalg.vecdot(g_wide / g_scale, unit_ref).unsqueeze(-1)
     # ‖unit_ref‖² >= 1 for a non-zero ref (its largest entry is >= 1); the clamp only touches a zero
     # ref, whose dot product and so correction are 0. eps/b² as eps/b/b: b² can underflow to 0.
-    squared_norm = ((unit_ref * unit_ref).sum(-1, keepdim=True) + eps / ref_scale / ref_scale).clamp_min(1)
-    correction = dot.clamp(max=0) / squared_norm * unit_ref * g_scale
-    return (g.to(correction.dtype) - correction).to(g.dtype)
+    squared_norm = (torch.linalg.vecdot(unit_ref, unit_ref).unsqueeze(-1) + eps / ref_scale / ref_scale).clamp_min(1)
+    coefficient = dot.clamp(max=0) / squared_norm * g_scale
+    return torch.addcmul(g_wide, unit_ref, coefficient, value=-1).to(g.dtype)
 
 
 def to_floats(scalars: dict[str, Tensor | float]) -> dict[str, float]:
