@@ -1,9 +1,13 @@
 """Figures of a bench run, drawn from its ``results.json`` alone (so they can be redrawn without training).
 
-* ``missing_ratio_figure`` — BalGrad's Fig. 4: the score as one modality goes missing for a growing
-  share r of the test samples (r = 0 is Full, r = 1 the modality missing everywhere), one panel per
-  impaired modality, one line per method, mean ± sample SD over seeds as a band. A method whose line
-  falls steeply in one panel and stays flat in the other leans on the first modality.
+* ``missing_ratio_gap_figure`` — BalGrad's Fig. 4 as the paper draws it (Section 4.2): DeltaGap between
+  the modalities when each in turn is missing for a share r of the test samples, r in the sweep
+  (the paper's r ∈ {0.2, 0.4, 0.6, 0.8}), one line per method, mean ± sample SD over seeds as a band.
+  DeltaGap is computed seed by seed (``ratio_delta_gap``, ``gap_ratio_curve``), then summarised.
+* ``missing_ratio_figure`` — the kit's extra view of the same sweep: the score itself as one modality
+  goes missing for a growing share r (r = 0 is Full, r = 1 the modality missing everywhere), one panel
+  per impaired modality, one line per method, mean ± sample SD over seeds as a band. A method whose
+  line falls steeply in one panel and stays flat in the other leans on the first modality.
 * ``loss_curve_figure`` — each modality's own loss ``loss_uni_<m>`` during training (from the
   unimodal heads, or the modality's additive share of the fused logits), one panel per method: the
   dominant modality's loss drops first and the other's stalls — the imbalance the methods target.
@@ -18,6 +22,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from modbal_lib.metrics import delta_gap
+from modbal_lib.stats import summarize
 from modbal_lib.utils import atomic_path
 
 
@@ -32,6 +38,43 @@ def ratio_curve(method_results: dict, modality: str) -> tuple[list[float], list[
     sweep = sorted((float(r), entry) for r, entry in method_results["ratio_sweep"][modality].items())
     points = [(0.0, method_results["full"]), *sweep, (1.0, method_results["missing"][modality])]
     return [r for r, _ in points], [e["mean"] for _, e in points], [e["sd"] for _, e in points]
+
+
+def ratio_delta_gap(sweep: dict, ratio: float) -> float:
+    """DeltaGap at missing ratio ``ratio`` of one seed's sweep ``{modality: {ratio: score}}``
+    (``ImpairmentTable.ratio_sweep``): ``metrics.delta_gap`` of the scores with each modality in turn missing
+    for that share of the samples (the same samples for every modality: ``data.impair.chosen_indices``)."""
+    return delta_gap(*(scores[ratio] for scores in sweep.values()))
+
+
+def gap_ratio_curve(method_results: dict, modalities: list[str]) -> tuple[list[float], list[float], list[float]]:
+    """(ratios, means, SDs) of one method's DeltaGap at each missing ratio r of the sweep (BalGrad Fig. 4).
+
+    DeltaGap is taken seed by seed (``ratio_delta_gap`` of each per-seed table in ``method_results["runs"]``,
+    over ``modalities``), then summarised over seeds by ``stats.summarize`` (mean, sample SD).
+    """
+    runs = method_results.get("runs")
+    if not runs:
+        raise ValueError("gap_ratio_curve: the method's results have no per-seed tables under 'runs'")
+    if len(modalities) < 2:
+        raise ValueError(f"gap_ratio_curve: DeltaGap needs at least 2 modalities, got {list(modalities)}")
+    sweeps = []  # per seed: {modality: {ratio: score}}
+    for number, run in enumerate(runs):
+        sweep = run.get("ratio_sweep", {})
+        missing = [m for m in modalities if m not in sweep]
+        if missing:
+            raise ValueError(f"gap_ratio_curve: run {number} has no ratio_sweep for {missing} (it has {sorted(sweep)})")
+        sweeps.append({m: {float(r): float(v) for r, v in sweep[m].items()} for m in modalities})
+    ratios = sorted(sweeps[0][modalities[0]])
+    if not ratios:
+        raise ValueError("gap_ratio_curve: the ratio sweep is empty (the runs were evaluated with ratios=())")
+    for number, sweep in enumerate(sweeps):
+        for m in modalities:
+            if sorted(sweep[m]) != ratios:
+                raise ValueError(f"gap_ratio_curve: run {number}, {m} missing: ratios {sorted(sweep[m])}, "
+                                 f"expected {ratios} as in run 0")
+    summaries = [summarize(ratio_delta_gap(sweep, r) for sweep in sweeps) for r in ratios]
+    return ratios, [s.mean for s in summaries], [s.sd for s in summaries]
 
 
 def _band(axis, x, means, sds, label, style) -> None:
@@ -56,6 +99,30 @@ def missing_ratio_figure(results: dict) -> Figure:
     axes[0].set_ylabel(results["metric"])
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize="small")
     figure.suptitle(f"{results['dataset']}: score as one modality goes missing (mean ± sample SD, n = {len(results['seeds'])} seeds)")
+    return figure
+
+
+def missing_ratio_gap_figure(results: dict, methods: list[str] | None = None) -> Figure:
+    """DeltaGap vs missing ratio r, one line per method (``methods``, default all), mean ± sample SD over
+    seeds as a band: BalGrad's Fig. 4 as the paper plots it."""
+    methods = list(results["methods"]) if methods is None else list(methods)
+    unknown = [m for m in methods if m not in results["methods"]]
+    if not methods:
+        raise ValueError("missing_ratio_gap_figure: expected at least one method, got none")
+    if unknown:
+        raise ValueError(f"missing_ratio_gap_figure: methods {unknown} are not in the results "
+                         f"(it has {list(results['methods'])})")
+    curves = [gap_ratio_curve(results["methods"][m], results["modalities"]) for m in methods]
+    figure = Figure(figsize=(6.4, 3.6), layout="constrained")
+    axis = figure.subplots()
+    for number, (method, curve) in enumerate(zip(methods, curves)):
+        _band(axis, *curve, method, {**_style(number), "marker": "o", "markersize": 3})
+    axis.set_xlabel("missing ratio r (each modality in turn missing for this share of the test samples)")
+    axis.set_ylabel(f"DeltaGap ({results['metric']} points)")
+    axis.set_xticks(curves[0][0])
+    axis.grid(alpha=0.3)
+    figure.legend(*axis.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
+    figure.suptitle(f"{results['dataset']}: DeltaGap vs missing ratio (mean ± sample SD, n = {len(results['seeds'])} seeds)")
     return figure
 
 

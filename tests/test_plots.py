@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modbal_lib.plots import loss_curve_figure, missing_ratio_figure, ratio_curve, save
+from modbal_lib.plots import (gap_ratio_curve, ratio_delta_gap, loss_curve_figure, missing_ratio_figure, missing_ratio_gap_figure,
+                              ratio_curve, save)
 
 METHODS = ["joint", "ogm_ge", "unimodal_easy"]
 
@@ -53,6 +54,68 @@ def test_missing_ratio_figure_has_a_line_and_band_per_method(results):
         assert ys.max() == pytest.approx(max(m + s for m, s in zip(means, stds)))
     assert [text.get_text() for text in figure.legends[0].get_texts()] == METHODS
     assert axes[0].get_ylabel() == "accuracy"
+
+
+def per_seed_run(easy: dict, hard: dict) -> dict:
+    """One seed's table as results.json stores it (only what the DeltaGap curve reads; ratio keys are strings)."""
+    return {"ratio_sweep": {"easy": {str(r): v for r, v in easy.items()}, "hard": {str(r): v for r, v in hard.items()}}}
+
+
+@pytest.fixture
+def gap_results():
+    """Two seeds; at r = 0.2 the two seeds' gaps have opposite signs (so the gap of the mean scores, 1,
+    differs from the mean of the per-seed gaps, 4)."""
+    joint = {"runs": [per_seed_run({0.4: 70.0, 0.2: 80.0}, {0.4: 90.0, 0.2: 85.0}),    # gaps 5 (r=0.2), 20 (r=0.4)
+                      per_seed_run({0.4: 60.0, 0.2: 88.0}, {0.4: 84.0, 0.2: 85.0})]}    # gaps 3, 24
+    balanced = {"runs": [per_seed_run({0.2: 84.0, 0.4: 80.0}, {0.2: 85.0, 0.4: 82.0}),  # gaps 1, 2
+                         per_seed_run({0.2: 84.0, 0.4: 80.0}, {0.2: 85.0, 0.4: 82.0})]}  # gaps 1, 2
+    return {"dataset": "seesaw", "modalities": ["easy", "hard"], "metric": "accuracy", "seeds": [0, 1],
+            "methods": {"joint": joint, "balanced": balanced}}
+
+
+def test_gap_ratio_curve_is_the_per_seed_delta_gap_summarised_over_seeds(gap_results):
+    ratios, means, sds = gap_ratio_curve(gap_results["methods"]["joint"], ["easy", "hard"])
+    assert ratios == [0.2, 0.4]
+    assert means == pytest.approx([4.0, 22.0])  # not 1.0 at r = 0.2: the gap is taken seed by seed
+    assert sds == pytest.approx([np.std([5, 3], ddof=1), np.std([20, 24], ddof=1)])
+    assert gap_ratio_curve(gap_results["methods"]["balanced"], ["hard", "easy"]) == ([0.2, 0.4], [1.0, 2.0], [0.0, 0.0])
+
+
+def test_ratio_delta_gap_is_the_gap_of_one_seeds_scores_at_that_ratio():
+    sweep = {"image": {0.2: 70.0, 0.4: 60.0}, "text": {0.2: 75.0, 0.4: 50.0}}
+    assert ratio_delta_gap(sweep, 0.2) == 5.0 and ratio_delta_gap(sweep, 0.4) == 10.0
+    assert ratio_delta_gap({**sweep, "audio": {0.2: 40.0, 0.4: 55.0}}, 0.2) == 35.0  # largest minus smallest
+
+
+def test_gap_ratio_curve_rejects_runs_it_cannot_read(gap_results):
+    joint = gap_results["methods"]["joint"]
+    with pytest.raises(ValueError, match="no per-seed tables under 'runs'"):
+        gap_ratio_curve({"ratio_sweep": {}}, ["easy", "hard"])
+    with pytest.raises(ValueError, match="at least 2 modalities"):
+        gap_ratio_curve(joint, ["easy"])
+    with pytest.raises(ValueError, match=r"run 0 has no ratio_sweep for \['audio'\]"):
+        gap_ratio_curve(joint, ["easy", "audio"])
+    del joint["runs"][1]["ratio_sweep"]["hard"]["0.4"]
+    with pytest.raises(ValueError, match=r"run 1, hard missing: ratios \[0.2\], expected \[0.2, 0.4\]"):
+        gap_ratio_curve(joint, ["easy", "hard"])
+
+
+def test_missing_ratio_gap_figure_draws_the_curves_of_the_chosen_methods(gap_results):
+    figure = missing_ratio_gap_figure(gap_results)
+    axis = figure.axes[0]
+    assert [line.get_label() for line in axis.get_lines()] == ["joint", "balanced"]
+    np.testing.assert_allclose(axis.get_lines()[0].get_xdata(), [0.2, 0.4])
+    np.testing.assert_allclose(axis.get_lines()[0].get_ydata(), [4.0, 22.0])
+    ys = axis.collections[0].get_paths()[0].vertices[:, 1]  # joint's band spans mean ± sample SD
+    assert ys.min() == pytest.approx(4.0 - np.std([5, 3], ddof=1))
+    assert ys.max() == pytest.approx(22.0 + np.std([20, 24], ddof=1))
+    assert axis.get_ylabel() == "DeltaGap (accuracy points)"
+    only = missing_ratio_gap_figure(gap_results, ["balanced"]).axes[0]
+    assert [line.get_label() for line in only.get_lines()] == ["balanced"]
+    with pytest.raises(ValueError, match=r"methods \['pcgrad'\] are not in the results"):
+        missing_ratio_gap_figure(gap_results, ["joint", "pcgrad"])
+    with pytest.raises(ValueError, match="at least one method"):
+        missing_ratio_gap_figure(gap_results, [])
 
 
 def test_loss_curve_figure_has_one_panel_per_method(results):
