@@ -113,16 +113,17 @@ def missing_ratio_gap_figure(results: dict, methods: list[str] | None = None) ->
         raise ValueError(f"missing_ratio_gap_figure: methods {unknown} are not in the results "
                          f"(it has {list(results['methods'])})")
     curves = [gap_ratio_curve(results["methods"][m], results["modalities"]) for m in methods]
-    figure = Figure(figsize=(6.4, 3.6), layout="constrained")
+    figure = Figure(figsize=(8.0, 3.8), layout="constrained")
     axis = figure.subplots()
     for number, (method, curve) in enumerate(zip(methods, curves)):
         _band(axis, *curve, method, {**_style(number), "marker": "o", "markersize": 3})
-    axis.set_xlabel("missing ratio r (each modality in turn missing for this share of the test samples)")
+    axis.set_xlabel("missing ratio r (each modality in turn missing for this share of the samples)")
     axis.set_ylabel(f"DeltaGap ({results['metric']} points)")
     axis.set_xticks(curves[0][0])
     axis.grid(alpha=0.3)
-    figure.legend(*axis.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
-    figure.suptitle(f"{results['dataset']}: DeltaGap vs missing ratio (mean ± sample SD, n = {len(results['seeds'])} seeds)")
+    figure.legend(*axis.get_legend_handles_labels(), loc="outside right center", fontsize="small")
+    figure.suptitle(f"{results['dataset']}: DeltaGap vs missing ratio r, BalGrad Fig. 4 "
+                    f"(mean ± sample SD, n = {len(results['seeds'])} seeds)")
     return figure
 
 
