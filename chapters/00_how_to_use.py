@@ -115,7 +115,8 @@ FAST = modbal_lib.fast_mode()
 #   confidences (AL, Eqs. 6–8).
 # * **Who gets more.** BalGrad: the modality with the higher unimodal loss gets the larger KL weight.
 #   CGGM: the modality whose classifier gains least gets the larger $B$. GOAL: the *more confident*
-#   modality gets the larger $w$ (Sec. 3.3 motivates this by inverse-variance weighting).
+#   modality gets the larger $w$ (Sec. 3.3 motivates this by the inverse-variance weighting of ARL
+#   [Wei et al., 2025]).
 # * **The direction edit.** BalGrad: the task gradient is projected off the KL gradient when the two
 #   conflict, $g_T^\perp$ (Eq. 6). CGGM: a loss $L_{gm}$, weighted by $\lambda$, turns the fusion head's
 #   gradient towards the classifiers' gradients (Eq. 12). GOAL: the conflicting component between the
