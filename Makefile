@@ -45,9 +45,11 @@ test: install-test
 	MODBAL_FAST=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider chapters/[0-9][0-9]_*.ipynb
 	$(BIN)/python -m modbal_lib book --fast --build-dir _build/fast
 
-# the committed benchmark report results/REPORT.md: emoji and seesaw, 5 seeds, every method and baseline
+# the committed benchmark report results/REPORT.md (emoji and seesaw, 5 seeds, every method and baseline)
+# and the claims ledger results/CLAIMS.md + claims.json (modbal_lib.claims)
 report: install
 	$(BIN)/python -m modbal_lib report --out results
+	$(BIN)/python -m modbal_lib claims --out results
 
 # student notebooks and autograders of chapters/assignments (Otter-Grader; grades the solutions first)
 assignments: install-test

@@ -1,7 +1,34 @@
-"""The "the paper reports / we measured" box every chapter shows: a paper's claim, its numbers with
-their citation, and this kit's measurement (made by ``modbal_lib.stats``) side by side."""
+"""The claims ledger: every testable claim of the three papers, how this kit tests it, what it found.
+
+One ``Claim`` per claim: the paper, where it says so, the claim in one line (the kit's words), the
+paper's number with its place, how the kit tests it and the chapter section that shows it. Running
+the ledger (``run_ledger``) trains what the checks need once (``Ledger.runs`` shares runs between
+claims) and gives each claim a ``Finding``: the kit's number with its 95 % interval and one of four
+verdicts — **holds**, **does not hold**, **partly** (the finding says which part), **not testable here**
+(it says why). A comparison is always ``stats.paired_difference`` and its verdict; ``directional``
+turns it into the ledger's words. Chapter 8 renders the ledger; ``make report`` writes
+``results/CLAIMS.md`` (``ledger_markdown``). ``paper_vs_measured`` is the box the chapters show.
+"""
 
 from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modbal_lib import stats
+from modbal_lib.experiments import Run, compare, history_mean
+from modbal_lib.utils import atomic_path
+
+HOLDS, DOES_NOT_HOLD, PARTLY, NOT_TESTABLE = "holds", "does not hold", "partly", "not testable here"
+VERDICTS = (HOLDS, DOES_NOT_HOLD, PARTLY, NOT_TESTABLE)
+PAPERS = ("BalGrad", "CGGM", "GOAL")
+CITATIONS = {"BalGrad": "Kim et al., 2025", "CGGM": "Guo et al., 2024", "GOAL": "Anonymous, 2025"}
 
 
 def paper_vs_measured(claim: str, paper: str, measured: str, verdict: str = "") -> str:
@@ -19,3 +46,404 @@ def paper_vs_measured(claim: str, paper: str, measured: str, verdict: str = "") 
     if verdict:
         lines += [">", f"> **Reading:** {verdict}"]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Finding:
+    measured: str   # the kit's number(s) with their intervals, generated from the runs
+    verdict: str    # one of VERDICTS
+    detail: str = ""  # which part holds (partly), why not (not testable here), what was seen
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"Finding.verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+@dataclass
+class Ledger:
+    """The sizes of one ledger run and the runs it has trained so far (shared between claims)."""
+
+    fast: bool
+    seeds: tuple[int, ...] = ()
+    epochs: dict[str, int] = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.seeds = tuple(self.seeds) or ((0, 1) if self.fast else (0, 1, 2, 3, 4))
+        self.epochs = {"emoji": 1 if self.fast else 20, "seesaw": 1 if self.fast else 10, **self.epochs}
+
+    def runs(self, dataset: str, method: str, **options) -> list[Run]:
+        """``method`` with ``options`` (method and train options) on ``dataset``, one Run per seed, trained once."""
+        key = (dataset, method, tuple(sorted(options.items())))
+        if key not in self.cache:
+            runs = compare(dataset, [f"run={method}"], list(self.seeds), method_options={"run": options},
+                           epochs=self.epochs[dataset])
+            self.cache[key] = runs["run"]
+        return self.cache[key]
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    paper: str
+    where: str         # section / equation / table / figure of the paper
+    claim: str         # one line, the kit's words
+    paper_number: str  # the paper's number with its place ("" if the claim has none)
+    how: str           # how the kit tests it: function, dataset, seeds
+    chapter: str       # the chapter (section) that shows it, e.g. "04_balgrad.ipynb"
+    check: Callable[[Ledger], Finding] | None = None
+    not_testable: str = ""  # why, when there is no check
+
+    def __post_init__(self):
+        if self.paper not in PAPERS:
+            raise ValueError(f"Claim {self.key!r}: paper must be one of {PAPERS}, got {self.paper!r}")
+        if (self.check is None) == (not self.not_testable):
+            raise ValueError(f"Claim {self.key!r}: give a check or say why it is not testable here, not both")
+
+    def run(self, ledger: Ledger) -> Finding:
+        if self.check is None:
+            return Finding("—", NOT_TESTABLE, self.not_testable)
+        return self.check(ledger)
+
+
+# --- turning the kit's one rule into the ledger's words -----------------------------------------------
+
+def directional(difference: stats.Difference, expect: int, what: str) -> Finding:
+    """A claim that ``difference`` (a paired difference) has the sign of ``expect`` (+1 or -1)."""
+    measured = f"{what}: {difference.text()}"
+    if difference.verdict == stats.TOO_FEW:
+        return Finding(measured, NOT_TESTABLE, f"too few seeds (n={difference.n}; the kit's rule needs "
+                                               f"{stats.MIN_SEEDS})")
+    if difference.differs and math.copysign(1, difference.mean) == expect:
+        return Finding(measured, HOLDS)
+    reason = "within seed noise" if not difference.differs else "the opposite direction"
+    return Finding(measured, DOES_NOT_HOLD, reason)
+
+
+def combined(findings: dict[str, Finding]) -> Finding:
+    """A claim made of parts: holds if every part holds, does not hold if none does, otherwise partly."""
+    measured = "; ".join(f.measured for f in findings.values())
+    verdicts = [f.verdict for f in findings.values()]
+    if NOT_TESTABLE in verdicts:
+        reasons = sorted({f.detail for f in findings.values() if f.verdict == NOT_TESTABLE})
+        return Finding(measured, NOT_TESTABLE, "; ".join(reasons))
+    if all(v == HOLDS for v in verdicts):
+        return Finding(measured, HOLDS)
+    if not any(v == HOLDS for v in verdicts):
+        return Finding(measured, DOES_NOT_HOLD)
+    holding = [part for part, f in findings.items() if f.verdict == HOLDS]
+    return Finding(measured, PARTLY, f"holds for {', '.join(holding)} only")
+
+
+def paired(a: list[Run], b: list[Run], pick: Callable[[Run], float]) -> stats.Difference:
+    return stats.paired_difference(a, b, pick)
+
+
+MISSING_GAP = lambda run: run.table.missing_delta_gap  # noqa: E731  (picks, named for the tables they read)
+NOISY_GAP = lambda run: run.table.noisy_delta_gap  # noqa: E731
+FULL = lambda run: run.table.full  # noqa: E731
+
+
+def compared(dataset: str, pick, expect: int, what: str, method: tuple, reference: tuple) -> Callable:
+    """A check: ``pick(method) − pick(reference)`` on ``dataset`` has the sign of ``expect``;
+    ``method`` and ``reference`` are ``(name, options)``."""
+    def check(ledger: Ledger) -> Finding:
+        runs = ledger.runs(dataset, method[0], **method[1])
+        reference_runs = ledger.runs(dataset, reference[0], **reference[1])
+        return directional(paired(runs, reference_runs, pick), expect, f"{what} on {dataset}")
+    return check
+
+
+def against_each(dataset: str, pick, expect: int, what: str, method: tuple, references: dict[str, tuple]) -> Callable:
+    """A check that ``method`` beats each of ``references`` ({name: (method, options)}) in the direction ``expect``."""
+    def check(ledger: Ledger) -> Finding:
+        return combined({name: compared(dataset, pick, expect, f"{what} vs {name}", method, reference)(ledger)
+                         for name, reference in references.items()})
+    return check
+
+
+# --- checks that are more than one paired difference ------------------------------------------------------
+
+def unimodal_loss_gap(run: Run, last_share: float = 0.2) -> float:
+    """|L_T^v − L_T^l| averaged over the last ``last_share`` of training (the heads' losses, Fig. 6 of BalGrad)."""
+    history = run.result.history
+    names = [key for key in history if key.startswith("loss_uni_")]
+    if len(names) != 2:
+        raise ValueError(f"unimodal_loss_gap needs two modalities' losses, the history has {names}")
+    a, b = (np.asarray(history[name], dtype=float) for name in names)
+    tail = max(1, int(len(a) * last_share))
+    return float(np.mean(np.abs(a[-tail:] - b[-tail:])))
+
+
+def conflict_share(run: Run) -> float:
+    """The share of iterations in which BalGrad's g_T and g_kl conflict (cos < 0; its Table 3)."""
+    return history_mean(run, "conflict")
+
+
+def ratio_gap_check(dataset: str, method: str, reference: str) -> Callable:
+    """BalGrad Fig. 4: the method's ΔGap at each missing ratio r is below the reference's (paired over seeds)."""
+    def gap_at(run: Run, ratio: float) -> float:
+        sweep = run.table.ratio_sweep
+        return abs(sweep[list(sweep)[0]][ratio] - sweep[list(sweep)[1]][ratio])
+
+    def check(ledger: Ledger) -> Finding:
+        runs, reference_runs = ledger.runs(dataset, method), ledger.runs(dataset, reference)
+        ratios = sorted(next(iter(runs[0].table.ratio_sweep.values())))
+        return combined({f"r = {r:g}": directional(paired(runs, reference_runs, lambda run, r=r: gap_at(run, r)), -1,
+                                                  f"ΔGap at r = {r:g}") for r in ratios})
+    return check
+
+
+def step_cost_check(dataset: str, method: str, reference: str, paper_ratio: float) -> Callable:
+    """A cost claim "``method`` costs ``paper_ratio`` × ``reference`` per step": the paired difference of
+    log step times minus log(paper_ratio). Within seed noise or cheaper: holds; dearer: does not hold."""
+    def check(ledger: Ledger) -> Finding:
+        runs, reference_runs = ledger.runs(dataset, method), ledger.runs(dataset, reference)
+        ratios = [a.result.median_step_seconds / b.result.median_step_seconds
+                  for a, b in zip(runs, reference_runs, strict=True)]
+        excess = stats.paired_difference([math.log(r) for r in ratios], [math.log(paper_ratio)] * len(ratios))
+        measured = f"step time {method} / {reference} on {dataset}: {stats.summarize(ratios).text(2)}"
+        if excess.verdict == stats.TOO_FEW:
+            return Finding(measured, NOT_TESTABLE, f"too few seeds (n={excess.n})")
+        if excess.differs and excess.mean > 0:
+            return Finding(measured, DOES_NOT_HOLD, f"dearer than {paper_ratio:g}× (log-ratio excess {excess.text(3)})")
+        return Finding(measured, HOLDS, f"not dearer than {paper_ratio:g}× (log-ratio excess {excess.text(3)})")
+    return check
+
+
+# --- the ledger -------------------------------------------------------------------------------------------
+
+JOINT = ("joint", {})
+HEADS = ("joint_unimodal_heads", {})
+BALGRAD = ("balgrad", {})
+BALGRAD_NEITHER = ("balgrad", {"reweighting": False, "projection": False})
+BALGRAD_REWEIGHT = ("balgrad", {"projection": False})
+BALGRAD_PROJECT = ("balgrad", {"reweighting": False})
+CGGM = ("cggm", {})
+CGGM_UNMODULATED = ("cggm", {"magnitude": False, "direction": False})
+GOAL = ("goal", {})
+GOAL_NEITHER = ("goal", {"adaptive_leveraging": False, "orthogonalization": False})
+NO_DATA = "the paper's dataset is not in this kit's embedded data; run it through a cached real dataset"
+
+CLAIMS: list[Claim] = [
+    Claim("balgrad-table1-missing", "BalGrad", "Table 1, Missing ΔGap",
+          "BalGrad narrows the gap between the image-missing and text-missing scores compared with joint training.",
+          "Food-101 missing ΔGap: baseline 50.53, BalGrad 39.54 (Table 1)",
+          "paired difference of missing ΔGap, BalGrad − joint, emoji", "04_balgrad.ipynb",
+          compared("emoji", MISSING_GAP, -1, "missing ΔGap, BalGrad − joint", BALGRAD, JOINT)),
+    Claim("balgrad-table1-noisy", "BalGrad", "Table 1, Noisy ΔGap",
+          "BalGrad narrows the gap between the image-noisy and text-noisy scores compared with joint training.",
+          "Food-101 noisy ΔGap: baseline 25.36, BalGrad 22.96 (Table 1)",
+          "paired difference of noisy ΔGap, BalGrad − joint, emoji", "04_balgrad.ipynb",
+          compared("emoji", NOISY_GAP, -1, "noisy ΔGap, BalGrad − joint", BALGRAD, JOINT)),
+    Claim("balgrad-table1-full", "BalGrad", "Table 1, Full",
+          "BalGrad does not pay for balance with accuracy on complete inputs: Full rises over joint training.",
+          "Food-101 Full: baseline 76.01, BalGrad 80.32 (Table 1)",
+          "paired difference of Full, BalGrad − joint, emoji", "07_head_to_head.ipynb",
+          compared("emoji", FULL, +1, "Full, BalGrad − joint", BALGRAD, JOINT)),
+    Claim("balgrad-table1-baselines", "BalGrad", "Table 1, Missing ΔGap",
+          "BalGrad's missing ΔGap is below that of the balancing baselines MSLR and OGM-GE.",
+          "Food-101 missing ΔGap: MSLR 42.48, OGM-GE 47.59, BalGrad 39.54 (Table 1)",
+          "paired differences of missing ΔGap, BalGrad − MSLR and BalGrad − OGM-GE, emoji", "07_head_to_head.ipynb",
+          against_each("emoji", MISSING_GAP, -1, "missing ΔGap, BalGrad", BALGRAD,
+                       {"MSLR": ("mslr", {}), "OGM-GE": ("ogm_ge", {})})),
+    Claim("balgrad-table2-reweighting", "BalGrad", "Table 2 (ablation)",
+          "The reweighting alone (no projection) narrows missing ΔGap compared with neither part.",
+          "", "paired difference of missing ΔGap, reweighting only − neither part, emoji", "04_balgrad.ipynb",
+          compared("emoji", MISSING_GAP, -1, "missing ΔGap, reweighting only − neither", BALGRAD_REWEIGHT,
+                   BALGRAD_NEITHER)),
+    Claim("balgrad-table2-projection", "BalGrad", "Table 2 (ablation)",
+          "The projection alone (no reweighting) narrows missing ΔGap compared with neither part.",
+          "", "paired difference of missing ΔGap, projection only − neither part, emoji", "04_balgrad.ipynb",
+          compared("emoji", MISSING_GAP, -1, "missing ΔGap, projection only − neither", BALGRAD_PROJECT,
+                   BALGRAD_NEITHER)),
+    Claim("balgrad-table2-both", "BalGrad", "Table 2 (ablation)",
+          "Both parts together narrow missing ΔGap more than either part alone.",
+          "", "paired differences of missing ΔGap, BalGrad − each single part, emoji", "04_balgrad.ipynb",
+          against_each("emoji", MISSING_GAP, -1, "missing ΔGap, BalGrad", BALGRAD,
+                       {"reweighting only": BALGRAD_REWEIGHT, "projection only": BALGRAD_PROJECT})),
+    Claim("balgrad-table3-conflicts", "BalGrad", "Table 3 and Fig. 7",
+          "With the projection, the task and KL gradients conflict in fewer iterations.",
+          "conflict share without → with projection: Food-101 0.66 → 0.36, Hateful Memes 0.78 → 0.32, "
+          "MM-IMDb 0.28 → 0.26 (Table 3)",
+          "paired difference of the share of iterations with cos(g_T, g_kl) < 0, BalGrad − reweighting only, emoji",
+          "04_balgrad.ipynb",
+          compared("emoji", conflict_share, -1, "conflict share, with − without projection", BALGRAD,
+                   BALGRAD_REWEIGHT)),
+    Claim("balgrad-fig6-losses", "BalGrad", "Fig. 6",
+          "The reweighting brings the two modalities' unimodal losses closer together.",
+          "", "paired difference of |L_T^v − L_T^l| over the last fifth of training, with − without reweighting, "
+          "emoji", "04_balgrad.ipynb",
+          compared("emoji", unimodal_loss_gap, -1, "|L_T^v − L_T^l|, with − without reweighting", BALGRAD,
+                   BALGRAD_PROJECT)),
+    Claim("balgrad-fig4-ratios", "BalGrad", "Fig. 4",
+          "BalGrad's ΔGap stays below joint training's at every missing ratio r.",
+          "", "paired difference of ΔGap at r = 0.2, 0.4, 0.6, 0.8, BalGrad − joint, emoji", "07_head_to_head.ipynb",
+          ratio_gap_check("emoji", "balgrad", "joint")),
+    Claim("balgrad-fig8-fusion", "BalGrad", "Fig. 8",
+          "BalGrad narrows missing ΔGap whatever the fusion (concatenation, sum, attention).",
+          "", "paired difference of missing ΔGap, BalGrad − joint, under each fusion, emoji", "04_balgrad.ipynb",
+          lambda ledger: combined({fusion: compared("emoji", MISSING_GAP, -1, f"missing ΔGap ({fusion})",
+                                                    ("balgrad", {"fusion": fusion}), ("joint", {"fusion": fusion}))(ledger)
+                                   for fusion in ("concat", "sum", "attention")})),
+    Claim("balgrad-fig9-backbones", "BalGrad", "Fig. 9",
+          "BalGrad's advantage holds across image and text backbones (ViT, ResNet; BERT, RoBERTa).",
+          "", "—", "04_balgrad.ipynb",
+          not_testable="the kit's offline encoders are EfficientNet-Lite0 and MiniLM only; the paper's backbones "
+                       "need weights this kit cannot download"),
+    Claim("balgrad-hateful-memes", "BalGrad", "Table 1, Hateful Memes",
+          "On Hateful Memes (text-dominant), BalGrad has the smallest missing ΔGap.",
+          "Hateful Memes missing ΔGap: baseline 8.74, BalGrad 8.28 (Table 1)", "—", "07_head_to_head.ipynb",
+          not_testable=NO_DATA),
+    Claim("cggm-tables-accuracy", "CGGM", "Tables 2 and 4 (images in the text)",
+          "CGGM raises the fused accuracy over joint training.",
+          "Food-101 accuracy 92.94 for CGGM (from the authors' released repository; the paper's tables are images)",
+          "paired difference of Full, CGGM − joint, emoji", "05_cggm.ipynb",
+          compared("emoji", FULL, +1, "Full, CGGM − joint", CGGM, JOINT)),
+    Claim("cggm-table6-parts", "CGGM", "Table 6",
+          "Modulating the magnitude and the direction each help, and both together help most.",
+          "", "paired differences of Full: magnitude only, direction only and both, each − neither, emoji",
+          "05_cggm.ipynb",
+          against_each("emoji", FULL, +1, "Full − unmodulated", CGGM,
+                       {"magnitude only": ("cggm", {"direction": False}),
+                        "direction only": ("cggm", {"magnitude": False})})),
+    Claim("cggm-fig3-balance", "CGGM", "Fig. 3 and Section 4.4",
+          "CGGM holds back the dominant modality, so the modalities are used more evenly (smaller missing ΔGap).",
+          "", "paired difference of missing ΔGap, CGGM − its unmodulated classifiers, emoji", "05_cggm.ipynb",
+          compared("emoji", MISSING_GAP, -1, "missing ΔGap, CGGM − unmodulated", CGGM, CGGM_UNMODULATED)),
+    Claim("cggm-fig5-rho", "CGGM", "Fig. 5 (a) and Section 4.5",
+          "Every scale ρ of the balancing term improves on joint training.",
+          "best at ρ = 1.2 on IEMOCAP (Section 4.5)", "paired difference of Full, CGGM(ρ) − joint, ρ ∈ {0.8, 1.3, 1.8}, "
+          "emoji", "05_cggm.ipynb",
+          lambda ledger: combined({f"ρ = {rho}": compared("emoji", FULL, +1, f"Full, ρ = {rho}",
+                                                          ("cggm", {"rho": rho}), JOINT)(ledger)
+                                   for rho in (0.8, 1.3, 1.8)})),
+    Claim("cggm-table8-memory", "CGGM", "Table 8",
+          "The classifiers add little GPU memory.", "", "—", "05_cggm.ipynb",
+          not_testable="needs a GPU (the peak allocated GPU memory); on a CPU the kit's memory column is only a "
+                       "rough signal"),
+    Claim("goal-accuracy", "GOAL", "Tables 1 and 2",
+          "GOAL raises the fused accuracy over joint training.", "",
+          "paired difference of Full, GOAL − joint, emoji", "06_goal.ipynb",
+          compared("emoji", FULL, +1, "Full, GOAL − joint", GOAL, JOINT)),
+    Claim("goal-ablation", "GOAL", "ablation (Section 4)",
+          "Adaptive leveraging and gradient orthogonalization each add to the fused accuracy.",
+          "", "paired differences of Full: AL only and GO only, each − neither, emoji", "06_goal.ipynb",
+          lambda ledger: combined({
+              "AL only": compared("emoji", FULL, +1, "Full, AL only − neither", ("goal", {"orthogonalization": False}),
+                                  GOAL_NEITHER)(ledger),
+              "GO only": compared("emoji", FULL, +1, "Full, GO only − neither",
+                                  ("goal", {"adaptive_leveraging": False}), GOAL_NEITHER)(ledger)})),
+    Claim("goal-balance", "GOAL", "Section 1 and Section 4",
+          "GOAL balances the modalities: the gap between the two missing-modality scores narrows.",
+          "", "paired difference of missing ΔGap, GOAL − joint, emoji", "06_goal.ipynb",
+          compared("emoji", MISSING_GAP, -1, "missing ΔGap, GOAL − joint", GOAL, JOINT)),
+    Claim("goal-a11-cost", "GOAL", "Appendix A.11",
+          "GOAL's training costs about 1.11 times the baseline's.", "1.11× the baseline (A.11)",
+          "step-time ratio GOAL / joint, paired log difference against log 1.11, emoji", "07_head_to_head.ipynb",
+          step_cost_check("emoji", "goal", "joint", 1.11)),
+    Claim("goal-seesaw-balance", "GOAL", "Section 4",
+          "GOAL narrows missing ΔGap on data where one modality is learned faster (SeeSaw).", "",
+          "paired difference of missing ΔGap, GOAL − joint, SeeSaw", "06_goal.ipynb",
+          compared("seesaw", MISSING_GAP, -1, "missing ΔGap, GOAL − joint", GOAL, JOINT)),
+    Claim("balgrad-seesaw-balance", "BalGrad", "Table 1 (the claim, on other data)",
+          "BalGrad narrows missing ΔGap on data where one modality is learned faster (SeeSaw).", "",
+          "paired difference of missing ΔGap, BalGrad − joint, SeeSaw", "04_balgrad.ipynb",
+          compared("seesaw", MISSING_GAP, -1, "missing ΔGap, BalGrad − joint", BALGRAD, JOINT)),
+    Claim("cggm-seesaw-accuracy", "CGGM", "Tables 2 and 4 (the claim, on other data)",
+          "CGGM raises the fused accuracy over joint training on SeeSaw.", "",
+          "paired difference of Full, CGGM − joint, SeeSaw", "05_cggm.ipynb",
+          compared("seesaw", FULL, +1, "Full, CGGM − joint", CGGM, JOINT)),
+]
+
+
+@dataclass(frozen=True)
+class Row:
+    claim: Claim
+    finding: Finding
+
+
+def run_ledger(ledger: Ledger, claims: list[Claim] | None = None) -> list[Row]:
+    """Every claim's finding (the runs are shared through ``ledger``)."""
+    keys = [c.key for c in CLAIMS]
+    if len(set(keys)) != len(keys):
+        raise ValueError("claims: two claims share a key")
+    return [Row(claim, claim.run(ledger)) for claim in (CLAIMS if claims is None else claims)]
+
+
+def verdict_counts(rows: list[Row]) -> dict[str, int]:
+    return {verdict: sum(row.finding.verdict == verdict for row in rows) for verdict in VERDICTS}
+
+
+def ledger_markdown(rows: list[Row], link_prefix: str = "") -> str:
+    """The ledger as Markdown: one table per paper (where, claim, paper's number, kit's number, verdict)."""
+    parts = []
+    for paper in PAPERS:
+        paper_rows = [row for row in rows if row.claim.paper == paper]
+        if not paper_rows:
+            continue
+        table = [[row.claim.where, row.claim.claim, row.claim.paper_number or "—", row.finding.measured,
+                  f"**{row.finding.verdict}**" + (f" ({row.finding.detail})" if row.finding.detail else ""),
+                  f"[{row.claim.chapter.split('.')[0]}]({link_prefix}{row.claim.chapter})"]
+                 for row in paper_rows]
+        parts.append(f"### {paper} [{CITATIONS[paper]}]\n\n" + stats.markdown_table(
+            ["where", "claim", "the paper reports", "we measured (95 % interval)", "verdict", "shown in"], table))
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in verdict_counts(rows).items())
+    return f"{len(rows)} claims: {counts}.\n\n" + "\n".join(parts)
+
+
+# --- the published ledger: results/CLAIMS.md and results/claims.json ------------------------------------
+
+def header(command: str, ledger: Ledger, wall_seconds: float) -> str:
+    return "\n".join([
+        "# What holds up: the claims of BalGrad, CGGM and GOAL, tested by this kit",
+        "",
+        f"- **Command:** `{command}`",
+        f"- **Seeds:** {list(ledger.seeds)} (n = {len(ledger.seeds)}); **epochs:** "
+        + ", ".join(f"{d} {e}" for d, e in ledger.epochs.items()),
+        f"- **Wall time:** {wall_seconds / 60:.1f} min",
+        "",
+        f"Every comparison is the kit's one rule (`modbal_lib.stats`): {stats.DIFFERENCE_NOTE}. A directional "
+        "claim **holds** when the interval excludes 0 on the claimed side, **does not hold** when it contains 0 or "
+        "lies on the other side, **partly** when only some of its parts hold, and is **not testable here** when the "
+        "kit lacks what it needs (said in each row). Generated by `modbal_lib.claims`; chapter 8 discusses it.",
+        "",
+    ])
+
+
+def write(out_dir, ledger: Ledger, command: str, claims: list[Claim] | None = None) -> Path:
+    """Run the ledger and write ``out_dir/CLAIMS.md`` and ``out_dir/claims.json`` (atomically); returns the .md."""
+    started = time.perf_counter()
+    rows = run_ledger(ledger, claims)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"seeds": list(ledger.seeds), "epochs": ledger.epochs, "fast": ledger.fast,
+              "findings": {row.claim.key: asdict(row.finding) for row in rows}}
+    with atomic_path(out_dir / "claims.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False))
+    markdown = out_dir / "CLAIMS.md"
+    with atomic_path(markdown) as tmp:
+        tmp.write_text(header(command, ledger, time.perf_counter() - started) + "\n" + ledger_markdown(rows))
+    return markdown
+
+
+def read(path) -> tuple[list[Row], dict]:
+    """The rows of a ledger ``write`` saved (claims.json), and its sizes (seeds, epochs, fast).
+
+    A claim of the ledger that the file lacks (added after the file was written) comes back as not testable,
+    saying so; a key in the file that no claim has any more is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no claims ledger here; write it with `python -m modbal_lib claims`")
+    record = json.loads(path.read_text())
+    findings = record.get("findings")
+    if not isinstance(findings, dict):
+        raise ValueError(f"{path}: expected a 'findings' object keyed by claim")
+    known = {claim.key: claim for claim in CLAIMS}
+    unknown = sorted(set(findings) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: claims {unknown} are not in modbal_lib.claims.CLAIMS; rewrite the ledger")
+    rows = [Row(claim, Finding(**findings[claim.key]) if claim.key in findings
+                else Finding("—", NOT_TESTABLE, f"not in {path.name} yet; rerun `python -m modbal_lib claims`"))
+            for claim in CLAIMS]
+    return rows, {key: record.get(key) for key in ("seeds", "epochs", "fast")}

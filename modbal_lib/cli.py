@@ -1,4 +1,4 @@
-"""Command line: ``python -m modbal_lib {book,bench,report,features,assignments} ...``."""
+"""Command line: ``python -m modbal_lib {book,bench,report,claims,features,assignments} ...``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from modbal_lib import book
+from modbal_lib import book, claims
 from modbal_lib.assignments import find_assignments, generate
 from modbal_lib.bench import run
 from modbal_lib.data import DATASETS
@@ -142,6 +142,14 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _claims(args: argparse.Namespace) -> int:
+    epochs = {"emoji": args.epochs, "seesaw": args.epochs} if args.epochs else {}
+    ledger = claims.Ledger(fast=args.fast, seeds=tuple(range(args.seeds)) if args.seeds else (), epochs=epochs)
+    path = claims.write(args.out, ledger, "python -m modbal_lib " + shlex.join(args.argv))
+    print(f"claims: {path}")
+    return 0
+
+
 def _features(args: argparse.Namespace) -> int:
     if args.precision:
         os.environ["MODBAL_PRECISION"] = args.precision
@@ -241,6 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--dataset-options", help="loader options for every dataset, e.g. num_samples=600")
     report.add_argument("--device", help="cpu, cuda, ... (default: CUDA when present)")
     report.set_defaults(run=_report)
+
+    ledger = commands.add_parser(
+        "claims", help="test the papers' claims (modbal_lib.claims) and write CLAIMS.md and claims.json")
+    ledger.add_argument("--out", default="results", help="output folder (default: results)")
+    ledger.add_argument("--seeds", type=_at_least(1), default=None, help="number of seeds (default 5; fast 2)")
+    ledger.add_argument("--epochs", type=_at_least(1), default=None, help="default: emoji 20, seesaw 10 (fast: 1)")
+    ledger.add_argument("--fast", action="store_true", help="reduced size (CI): the verdicts may be 'too few seeds'")
+    ledger.set_defaults(run=_claims)
 
     features = commands.add_parser(
         "features", help="extract features into the cache that bench and load_features read (resumable)")
