@@ -180,7 +180,7 @@ FAST = modbal_lib.fast_mode()
 # The report below is produced by `modbal_lib.utils.environment_report()`.
 
 # %%
-report = environment_report()
+report = environment_report(fast=FAST)
 for key, value in report.items():
     print(f"{key:>16}: {value}")
 

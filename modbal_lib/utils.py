@@ -202,8 +202,11 @@ def data_dir() -> Path:
 KEY_PACKAGES = ("torch", "transformers", "numpy", "scikit-learn", "matplotlib", "ipywidgets", "papermill", "jupytext")
 
 
-def environment_report() -> dict[str, str]:
-    """Python, torch, the compute device and the versions of the key packages (chapter 0 shows it)."""
+def environment_report(fast: bool | None = None) -> dict[str, str]:
+    """Python, torch, the compute device and the versions of the key packages (chapter 0 shows it).
+
+    ``fast`` is the mode the caller runs in (a chapter passes its ``FAST`` parameter, which papermill may
+    have set); by default the mode ``MODBAL_FAST`` asks for."""
     device = select_device()
     report = {
         "python": platform.python_version(),
@@ -212,7 +215,7 @@ def environment_report() -> dict[str, str]:
         "device": str(device),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available (CPU run)",
         "cpu threads": str(torch.get_num_threads()),
-        "fast mode": str(fast_mode()),
+        "fast mode": str(fast_mode() if fast is None else fast),
         "feature cache": str(cache_dir()),
         "datasets folder": str(data_dir()),
     }

@@ -4,6 +4,7 @@ naming the argument or variable and what it accepts; a later failure never loses
 import json
 
 import pytest
+import torch
 
 from modbal_lib import experiments, utils
 from modbal_lib.cli import main
@@ -140,3 +141,10 @@ def test_flags_read_the_usual_words(monkeypatch, value, expected):
 def test_unknown_modbal_variable_is_warned_about(monkeypatch):
     monkeypatch.setenv("MODBAL_FAS", "1")
     assert any("MODBAL_FAS" in warning for warning in utils.check_environment())
+
+
+def test_environment_report_shows_the_mode_the_chapter_runs_in(monkeypatch):
+    monkeypatch.setenv("MODBAL_FAST", "0")
+    assert utils.environment_report()["fast mode"] == "False"
+    assert utils.environment_report(fast=True)["fast mode"] == "True"  # papermill's -p FAST True wins over the variable
+    assert utils.environment_report()["torch"] == torch.__version__
