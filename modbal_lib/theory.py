@@ -1,23 +1,28 @@
-r"""Numerical checks of the papers' first-order claims (chapter 3): models and tensors in, numbers out.
+r"""Numerical checks of the papers' first-order claims (chapters 3 and 6): models and tensors in, numbers out.
 
 BalGrad (Kim et al. 2025) argues with first-order Taylor expansions of the loss; GOAL's appendix
 makes small mathematical claims about its uncertainty measure and its projection. Each function
 here puts one of these claims to a measurement, most of them on a real model and batch:
 
-- **Proposition 1** (``proposition1_check``): after the gradient step θ ← θ − λ g on every
-  parameter, ΔL = −λ(|g_v|² + |g_l|² + |g_T^v + g_T^l|²) + O(λ²), where the fused-head gradient
-  splits by modality, g_T = g_T^v + g_T^l (``classifier_split``). Their cross term g_T^v·g_T^l
-  (``cross_term``) is exactly zero under concatenation and not under sum or attention fusion.
-- **Proposition 2** (``proposition2_check``): the joint step on task and KL losses,
+- **Proposition 1** (``proposition1_check``, chapter 3): after the gradient step θ ← θ − λ g on
+  every parameter, ΔL = −λ(|g_v|² + |g_l|² + |g_T^v + g_T^l|²) + O(λ²), where the fused-head
+  gradient splits by modality, g_T = g_T^v + g_T^l (``classifier_split``). Their cross term
+  g_T^v·g_T^l (``cross_term``) is exactly zero under concatenation and not under sum or attention
+  fusion. ``proposition1_readings`` compares the printed Eq. 1 read over i in {v, l} (the same
+  rate) and over i in {v, l, T} (the classifier twice); ``proposition1_shares`` splits the
+  decrease by modality and ``rescaled_branch`` shows that this split depends on the parameters'
+  scale, not only on the function.
+- **Proposition 2** (``proposition2_check``, chapter 3): the joint step on task and KL losses,
   θ ← θ − λ(G^τ + G^kl), gives ΔL = −λ(‖G^τ‖² + ‖G^kl‖² + 2 G^τ·G^kl) + O(λ²): a conflict
   (G^τ·G^kl < 0) eats into the decrease.
-- **GOAL A.3** (``rescaled_total_variance``, ``entropy_variance_gaps``, ``majorizes``): normalised
-  entropy and total variance agree to second order near the uniform distribution, after an affine
-  rescaling derived below; both are Schur-concave.
-- **GOAL A.9** (``orthogonality_check``): after Gradient Orthogonalization two modalities'
-  gradients no longer conflict, each orthogonal to the other's original one.
-- **GOAL A.14** (``indirect_effect_check``): a step Δv of a branch changes its unimodal-loss
-  gradient at the next step by ΔG ≈ −η H_s Δv (a Hessian-vector product).
+- **GOAL A.3** (``rescaled_total_variance``, ``entropy_variance_gaps``, ``majorizes``, chapter 6):
+  normalised entropy and total variance agree to second order near the uniform distribution,
+  after an affine rescaling derived below; both are Schur-concave.
+- **GOAL A.9** (``orthogonality_check``, chapter 6): after Gradient Orthogonalization two
+  modalities' gradients no longer conflict, each orthogonal to the other's original one.
+- **GOAL A.14** (``indirect_effect_check``, chapter 6): a step −η Δv of a branch (Δv the fusion
+  gradient or GOAL's correction of it, ``goal_correction``) changes its unimodal-loss gradient at
+  the next step by ΔG ≈ −η H_s Δv (a Hessian-vector product).
 
 A first-order prediction is wrong by O(λ²), so its residual plotted against λ on log-log axes is a
 line of slope 2 (``loglog_slope``); a wrong derivation (a missing or double-counted term) leaves an
@@ -39,8 +44,8 @@ from torch import Tensor, nn
 
 from modbal_lib.grads import flatten, loss_grads, rowwise_cosine
 from modbal_lib.methods.balgrad import class_distribution_logits, mutual_kl
-from modbal_lib.methods.base import task_loss
-from modbal_lib.methods.goal import normalized_entropy, orthogonalize, total_variance
+from modbal_lib.methods.base import Step, task_loss
+from modbal_lib.methods.goal import GOAL, normalized_entropy, orthogonalize, total_variance
 from modbal_lib.models import LateFusion
 
 STEP_SIZES = np.logspace(-5, -2, 7)  # λ from 1e-5 to 1e-2, two per decade and a bit
@@ -218,31 +223,108 @@ def proposition1_check(model: LateFusion, inputs: dict[str, Tensor], labels: Ten
 
 
 def proposition1_readings(check: FirstOrderCheck) -> dict[str, FirstOrderCheck]:
-    """The same measured steps against three readings of the printed Proposition 1 (its notation slip).
+    r"""The same measured steps against the corrected Proposition 1 and the two readings of the printed Eq. 1.
 
-    The printed statement sums "g_i·g_i + g_T^i·g_T^i over i in {v, l, T}". Each reading predicts a
-    different rate from the measured ``proposition1_check`` terms (all keep |g_other|²):
+    BalGrad's Eq. 1 (Section 3.1, proved in Appendix A.1) prints
 
-    - ``corrected``: sum_m |g_m|² + |sum_m g_T^m|² (the proof's algebra; the full ‖g‖²);
-    - ``no_cross``: the sum over i in {v, l} only, sum_m |g_m|² + sum_m |g_T^m|² — drops
-      2 g_T^v·g_T^l, harmless under concatenation only;
-    - ``literal``: i = T included with g_T^T := 0, adding |g_T|² on top — the classifier twice.
+        ΔL = −2λ g_T^v·g_T^l − λ sum_{i in {v, l, T}} (g_i·g_i + g_T^i·g_T^i) + O(λ²),
 
-    A reading whose rate is off by c leaves a residual −λc, slope 1 instead of 2.
+    the cross term outside the sum. With c = g_T^v·g_T^l (so ``terms["head_cross"]`` = 2c), the
+    branches' sum B = sum_m |g_m|² and the heads' sum S = sum_m |g_T^m|², each reading predicts a rate
+    (ΔL ≈ −λ × rate) from the measured ``proposition1_check`` terms:
+
+    - ``corrected``: the proof's last correct line, |g_v|² + |g_l|² + |g_T^v + g_T^l|² = B + S + 2c (‖g‖²);
+    - ``over_v_l``: Eq. 1 with i in {v, l}: 2c + B + S, the corrected rate term by term;
+    - ``literal``: Eq. 1 with i = T included and the undefined g_T^T taken as 0: 2c + B + S + |g_T|²
+      = B + 2S + 4c, i.e. branches + 2·heads + 2·head_cross: the classifier counted twice.
+
+    The gradient of the head bias (and, under attention, of the attention scorer) belongs to no
+    modality; it is outside the paper's split and enters every reading once (``terms["other"]``).
+    A reading whose rate is off by Δ leaves a residual −λΔ, slope 1 instead of 2.
     """
-    terms = check.terms
-    branches = sum(v for k, v in terms.items() if k.startswith("branch_"))
-    heads = sum(v for k, v in terms.items() if k.startswith("head_") and k != "head_cross")
-    rates = {
-        "corrected": branches + heads + terms["head_cross"] + terms["other"],
-        "no_cross": branches + heads + terms["other"],
-        "literal": branches + 2 * heads + terms["head_cross"] + terms["other"],
-    }
+    rates = proposition1_rates(check.terms)
     return {name: FirstOrderCheck(check.step_sizes, -check.step_sizes * rate, check.actual, {"rate": rate})
             for name, rate in rates.items()}
 
 
+def proposition1_rates(terms: dict[str, float]) -> dict[str, float]:
+    """The rates (ΔL ≈ −λ × rate) of the readings of ``proposition1_readings``, from the terms of
+    ``proposition1_check``."""
+    missing = {"head_cross", "other"} - set(terms)
+    if missing or not any(k.startswith("branch_") for k in terms) or not any(k.startswith("head_") for k in terms):
+        raise ValueError("proposition1_rates: need the terms of proposition1_check (branch_<m>, head_<m>, "
+                         f"head_cross, other), got {sorted(terms)}")
+    branches = sum(v for k, v in terms.items() if k.startswith("branch_"))
+    heads = sum(v for k, v in terms.items() if k.startswith("head_") and k != "head_cross")
+    cross, other = terms["head_cross"], terms["other"]   # cross = 2 g_T^v·g_T^l, Eq. 1's term outside the sum
+    return {
+        "corrected": branches + (heads + cross) + other,      # |g_v|² + |g_l|² + |g_T^v + g_T^l|²
+        "over_v_l": cross + (branches + heads) + other,       # Eq. 1, i in {v, l}
+        "literal": cross + (branches + heads) + (heads + cross) + other,  # Eq. 1, i in {v, l, T}: + |g_T|², g_T^T = 0
+    }
+
+
+def proposition1_shares(check: FirstOrderCheck) -> dict[str, float]:
+    """How the first-order decrease ‖g‖² splits: each modality's blocks (|g_m|² + |g_T^m|²), the
+    cross term 2 sum g_T^a·g_T^b and the unsplit rest, as shares that sum to 1.
+
+    Under concatenation the cross term is exactly 0 and every share is ≥ 0. The split is a
+    bookkeeping of the step: it depends on how the parameters are scaled (``rescaled_branch``), not
+    only on the function the model computes.
+    """
+    terms = check.terms
+    total = sum(terms.values())
+    if not total > 0:
+        raise ValueError(f"proposition1_shares: the squared gradient norm is {total}; nothing to split")
+    modalities = [k[len("branch_"):] for k in terms if k.startswith("branch_")]
+    shares = {m: (terms[f"branch_{m}"] + terms[f"head_{m}"]) / total for m in modalities}
+    shares["cross"] = terms["head_cross"] / total
+    shares["other"] = terms["other"] / total
+    return shares
+
+
+def rescaled_branch(model: LateFusion, modality: str, factor: float) -> LateFusion:
+    r"""A copy of a concatenation model computing the same function, with branch m's scale moved.
+
+    Branch h_m = ReLU(W x + b) is positively homogeneous: ReLU(c W x + c b) = c ReLU(W x + b) for
+    c > 0. Multiplying W, b by c and dividing the columns of the fused head that read e_m (and the
+    weight of m's unimodal head) by c leaves every output unchanged, while the gradients become
+    g_m / c on the branch and c g_T^m on the head block. So the per-modality split of
+    Proposition 1 (``proposition1_shares``) moves although the model is the same function.
+    """
+    if model.fusion != "concat":
+        raise ValueError(f"rescaled_branch: needs fusion='concat' (the head block of e_m), got {model.fusion!r}")
+    if modality not in model.modalities:
+        raise ValueError(f"rescaled_branch: modality {modality!r} is not one of {model.modalities}")
+    branch = model.branches[modality]
+    if not (isinstance(branch, nn.Sequential) and len(branch) == 2 and isinstance(branch[0], nn.Linear)
+            and isinstance(branch[1], nn.ReLU)):
+        raise ValueError(f"rescaled_branch: needs a Linear + ReLU branch, got {branch}")
+    if not (math.isfinite(factor) and factor > 0):
+        raise ValueError(f"rescaled_branch: factor must be a finite positive number, got {factor}")
+    copy_ = copy.deepcopy(model)
+    index, width = model.modalities.index(modality), model.hidden
+    with torch.no_grad():
+        copy_.branches[modality][0].weight.mul_(factor)
+        copy_.branches[modality][0].bias.mul_(factor)
+        copy_.head.weight[:, index * width : (index + 1) * width].div_(factor)
+        if copy_.unimodal_heads is not None:
+            copy_.unimodal_heads[modality].weight.div_(factor)
+    return copy_
+
+
 # --- Proposition 2: task and KL gradients ------------------------------------------------------
+
+def task_and_kl_losses(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor,
+                       task: str) -> tuple[Tensor, Tensor]:
+    """(L_T, L_kl) of Proposition 2: the task loss and KL(p^v‖p^l) + KL(p^l‖p^v) of the two unimodal heads,
+    with the KL targets NOT detached, so that their gradients are the true gradients of the losses."""
+    output = model(inputs)
+    first, second = model.modalities
+    logits = [class_distribution_logits(task, output.unimodal_logits[m]) for m in (first, second)]
+    kl_first, kl_second = mutual_kl(*logits, detach_target=False)
+    return task_loss(task, output.logits, labels), kl_first + kl_second
+
 
 def proposition2_check(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor, task: str,
                        step_sizes: Sequence[float] = STEP_SIZES) -> tuple[FirstOrderCheck, FirstOrderCheck]:
@@ -270,13 +352,9 @@ def proposition2_check(model: LateFusion, inputs: dict[str, Tensor], labels: Ten
                          f"(LateFusion(..., unimodal_heads=True)); got modalities {model.modalities}, "
                          f"unimodal heads {model.unimodal_heads is not None}")
     model, inputs, labels = as_float64(model, inputs, labels)
-    first, second = model.modalities
 
     def task_and_kl() -> tuple[Tensor, Tensor]:
-        output = model(inputs)
-        logits = [class_distribution_logits(task, output.unimodal_logits[m]) for m in (first, second)]
-        kl_first, kl_second = mutual_kl(*logits, detach_target=False)
-        return task_loss(task, output.logits, labels), kl_first + kl_second
+        return task_and_kl_losses(model, inputs, labels, task)
 
     params = list(model.parameters())
     task_value, kl_value = task_and_kl()
@@ -455,17 +533,39 @@ class IndirectEffectCheck:
         return loglog_slope(self.step_sizes[regime], self.relative_error[regime])
 
 
+def goal_correction(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor, task: str, output,
+                    fusion_loss: Tensor, modality: str, T: float = 1.0) -> list[Tensor]:
+    """Δv = g̃^(m) − g^(m) on branch m's parameters: GOAL's edit (AL then GO, ``GOAL.edit``, feature variant) of
+    the per-sample fusion-loss feature gradients, minus the unedited ones, back-propagated into the branch."""
+    embeddings = [output.embeddings[m] for m in model.modalities]
+    feature_grads = list(torch.autograd.grad(fusion_loss, embeddings, retain_graph=True))
+    step = Step(model, inputs, labels, task, output, iteration=0, epoch=0, iterations_per_epoch=1, total_iterations=1)
+    _, _, edited = GOAL(T=T).edit(step, feature_grads)
+    index = model.modalities.index(modality)
+    correction = (edited[index] - feature_grads[index]).detach()
+    return list(torch.autograd.grad(output.embeddings[modality], model.branch_parameters(modality),
+                                    grad_outputs=correction))
+
+
+INDIRECT_EDITS = ("fusion", "goal")
+
+
 def indirect_effect_check(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor, task: str,
-                          modality: str, step_sizes: Sequence[float] = np.logspace(-7, -2, 21)) -> IndirectEffectCheck:
+                          modality: str, step_sizes: Sequence[float] = np.logspace(-7, -2, 21),
+                          edit: str = "fusion", T: float = 1.0) -> IndirectEffectCheck:
     r"""GOAL appendix A.14, checked with a Hessian-vector product.
 
     Let v be branch h_m's parameters, L^(m) its unimodal loss (through the unimodal head, kept
-    fixed) and G(v) = ∇_v L^(m). GOAL edits the fusion-loss gradient Δv = g^(m) = ∇_v L_mm; the
-    step v ← v − η Δv changes the next step's unimodal gradient by
+    fixed) and G(v) = ∇_v L^(m). A.14 compares the next step's G after GOAL's step and after the
+    baseline's; the two steps differ by −η Δv with Δv = g̃^(m) − g^(m), GOAL's correction of the
+    fusion-loss gradient, so to first order the difference is the change a step −η Δv alone makes:
 
         ΔG = G(v − η Δv) − G(v) = −η H_s Δv + O(η²),     H_s = ∇²_v L^(m),
 
-    so editing g^(m) has an indirect effect on G^(m) one step later. H_s Δv is computed by double
+    i.e. editing g^(m) has an indirect effect on G^(m) one step later. ``edit`` chooses Δv:
+    ``"fusion"`` the fusion-loss gradient g^(m) = ∇_v L_mm itself, ``"goal"`` A.14's correction
+    g̃^(m) − g^(m) made by ``GOAL(T=T).edit`` (AL and GO on the per-sample feature gradients, the
+    kit's default reading), carried into the branch parameters by the chain rule. H_s Δv is computed by double
     backward (the gradient of G·Δv), never forming H_s. The expansion assumes a smooth loss; a ReLU
     branch is smooth only between activation switches, so the check also counts the ReLU units
     each step switches (``flipped``): once one does, ΔG jumps and the prediction fails. At the
@@ -476,13 +576,20 @@ def indirect_effect_check(model: LateFusion, inputs: dict[str, Tensor], labels: 
     if model.unimodal_heads is None or modality not in model.modalities:
         raise ValueError(f"indirect_effect_check: needs a model with unimodal heads and modality {modality!r}; "
                          f"got modalities {model.modalities}, unimodal heads {model.unimodal_heads is not None}")
+    if edit not in INDIRECT_EDITS:
+        raise ValueError(f"indirect_effect_check: edit must be one of {INDIRECT_EDITS}, got {edit!r}")
     model, inputs, labels = as_float64(model, inputs, labels)
     branch, params = model.branches[modality], model.branch_parameters(modality)
 
     def unimodal_loss() -> Tensor:
         return task_loss(task, model.unimodal_heads[modality](branch(inputs[modality])), labels)
 
-    direction = loss_grads(task_loss(task, model(inputs).logits, labels), params)
+    output = model(inputs)
+    fusion_loss = task_loss(task, output.logits, labels)
+    if edit == "fusion":
+        direction = loss_grads(fusion_loss, params)
+    else:
+        direction = goal_correction(model, inputs, labels, task, output, fusion_loss, modality, T)
     gradient = torch.autograd.grad(unimodal_loss(), params, create_graph=True)
     hessian_direction = flatten(torch.autograd.grad(flatten(gradient) @ flatten(direction).detach(), params))
     start, start_pattern = flatten(gradient).detach(), relu_pattern(branch, unimodal_loss)

@@ -1,4 +1,4 @@
-"""The first-order checks of chapter 3: BalGrad Propositions 1-2 and GOAL appendix A.3, A.9, A.14."""
+"""First-order checks of chapters 3 and 6: BalGrad Propositions 1-2 and GOAL appendix A.3, A.9, A.14."""
 
 import math
 
@@ -10,6 +10,7 @@ from helpers import toy_features
 from modbal_lib import grads, theory
 from modbal_lib.grads import flatten
 from modbal_lib.methods.base import task_loss
+from modbal_lib.methods import goal
 from modbal_lib.methods.goal import normalized_entropy, total_variance
 from modbal_lib.models import LateFusion
 
@@ -116,7 +117,7 @@ def test_proposition1_residual_is_second_order(fusion):
 
 
 def test_a_wrong_decomposition_leaves_a_first_order_residual():
-    """Dropping the cross term (the printed statement's slip under sum fusion) breaks the slope."""
+    """Leaving out the cross term (a rate without 2 g_T^v·g_T^l) under sum fusion breaks the slope."""
     model, inputs, labels = toy_model("sum")
     check = theory.proposition1_check(model, inputs, labels, "multiclass")
     wrong_rate = sum(check.terms.values()) - check.terms["head_cross"]
@@ -125,18 +126,87 @@ def test_a_wrong_decomposition_leaves_a_first_order_residual():
     assert wrong.residual[0] / wrong.step_sizes[0] == pytest.approx(-check.terms["head_cross"], rel=1e-2)
 
 
+def test_readings_of_the_printed_equation_on_a_hand_example():
+    """Eq. 1 as printed, -2λ g_T^v·g_T^l - λ sum_i (g_i·g_i + g_T^i·g_T^i), evaluated on explicit vectors."""
+    g = {"v": np.array([1.0, 2.0]), "l": np.array([0.0, 3.0])}                   # branch gradients
+    g_T = {"v": np.array([1.0, -1.0, 2.0]), "l": np.array([2.0, 0.5, 1.0])}     # the head's split (sum fusion)
+    g_T_full = g_T["v"] + g_T["l"]
+    cross = g_T["v"] @ g_T["l"]                                                  # 2 - 0.5 + 2 = 3.5
+    terms = {"branch_v": g["v"] @ g["v"], "branch_l": g["l"] @ g["l"], "head_v": g_T["v"] @ g_T["v"],
+             "head_l": g_T["l"] @ g_T["l"], "head_cross": 2 * cross, "other": 0.25}
+    assert (terms["branch_v"], terms["branch_l"], terms["head_v"], terms["head_l"]) == (5, 9, 6, 5.25)
+    rates = theory.proposition1_rates(terms)
+    # the corrected statement: |g_v|² + |g_l|² + |g_T^v + g_T^l|² = 5 + 9 + 18.25 (+ the unsplit 0.25)
+    assert g_T_full @ g_T_full == 18.25
+    assert rates["corrected"] == 5 + 9 + 18.25 + 0.25
+    # printed, i in {v, l}: 2·3.5 + (5 + 6) + (9 + 5.25): the corrected rate, nothing dropped
+    by_hand_v_l = 2 * cross + sum(g[i] @ g[i] + g_T[i] @ g_T[i] for i in ("v", "l")) + 0.25
+    assert rates["over_v_l"] == by_hand_v_l == rates["corrected"]
+    # printed, i in {v, l, T} with g_T^T := 0: adds |g_T|² once more
+    by_hand_literal = by_hand_v_l + g_T_full @ g_T_full + 0.0
+    assert rates["literal"] == by_hand_literal == 50.75
+    branches, heads = 5 + 9, 6 + 5.25
+    assert rates["literal"] == branches + 2 * heads + 2 * terms["head_cross"] + 0.25
+    with pytest.raises(ValueError, match="head_cross"):
+        theory.proposition1_rates({"branch_v": 1.0, "head_v": 1.0})
+
+
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_readings_of_the_printed_statement(fusion):
     model, inputs, labels = toy_model(fusion)
     check = theory.proposition1_check(model, inputs, labels, "multiclass")
     readings = theory.proposition1_readings(check)
+    assert set(readings) == {"corrected", "over_v_l", "literal"}
     np.testing.assert_allclose(readings["corrected"].predicted, check.predicted)
+    np.testing.assert_allclose(readings["over_v_l"].predicted, check.predicted)   # the same rate, any fusion
     assert 1.8 <= readings["corrected"].slope <= 2.2
     assert readings["literal"].slope < 1.2                      # the classifier counted twice
-    if fusion == "concat":                                      # no cross term to drop
-        np.testing.assert_allclose(readings["no_cross"].predicted, check.predicted)
-    else:
-        assert readings["no_cross"].slope < 1.5
+    heads = sum(v for k, v in check.terms.items() if k.startswith("head_"))     # |g_T|², cross term included
+    excess = readings["literal"].terms["rate"] - readings["corrected"].terms["rate"]
+    assert excess == pytest.approx(heads)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_proposition1_shares_split_the_decrease(fusion):
+    model, inputs, labels = toy_model(fusion)
+    check = theory.proposition1_check(model, inputs, labels, "multiclass")
+    shares = theory.proposition1_shares(check)
+    assert set(shares) == {"easy", "hard", "cross", "other"}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    total = sum(check.terms.values())
+    assert shares["easy"] == pytest.approx((check.terms["branch_easy"] + check.terms["head_easy"]) / total)
+    assert (shares["cross"] == 0.0) == (fusion == "concat")
+    assert shares["easy"] > 0 and shares["hard"] > 0
+
+
+def test_rescaled_branch_keeps_the_function_and_moves_the_split():
+    model, inputs, labels = toy_model("concat", heads=True)
+    factor = 4.0
+    rescaled = theory.rescaled_branch(model, "easy", factor)
+    before, after = model(inputs), rescaled(inputs)
+    torch.testing.assert_close(after.logits, before.logits)
+    torch.testing.assert_close(after.unimodal_logits["easy"], before.unimodal_logits["easy"])
+    original = theory.proposition1_check(model, inputs, labels, "multiclass")
+    moved = theory.proposition1_check(rescaled, inputs, labels, "multiclass")
+    # g_m / c on the branch, c g_T^m on the head block; the other modality is untouched
+    assert moved.terms["branch_easy"] == pytest.approx(original.terms["branch_easy"] / factor**2, rel=1e-6)
+    assert moved.terms["head_easy"] == pytest.approx(original.terms["head_easy"] * factor**2, rel=1e-6)
+    assert moved.terms["branch_hard"] == pytest.approx(original.terms["branch_hard"], rel=1e-9)
+    assert sum(moved.terms.values()) != pytest.approx(sum(original.terms.values()), rel=1e-3)  # even ‖g‖² moves
+    shares, moved_shares = theory.proposition1_shares(original), theory.proposition1_shares(moved)
+    assert abs(moved_shares["easy"] - shares["easy"]) > 0.05
+    assert next(model.parameters()).data_ptr() != next(rescaled.parameters()).data_ptr()   # a copy
+
+
+def test_rescaled_branch_rejects_what_it_cannot_rescale():
+    model, _, _ = toy_model("sum")
+    with pytest.raises(ValueError, match="concat"):
+        theory.rescaled_branch(model, "easy", 2.0)
+    model, _, _ = toy_model("concat")
+    with pytest.raises(ValueError, match="factor"):
+        theory.rescaled_branch(model, "easy", 0.0)
+    with pytest.raises(ValueError, match="modality 'audio'"):
+        theory.rescaled_branch(model, "audio", 2.0)
 
 
 # --- Proposition 2 ---------------------------------------------------------------------------
@@ -309,3 +379,29 @@ def test_indirect_effect_needs_unimodal_heads():
     model, inputs, labels = toy_model("concat", heads=False)
     with pytest.raises(ValueError, match="unimodal heads"):
         theory.indirect_effect_check(model, inputs, labels, "multiclass", "easy")
+
+
+def test_goal_correction_is_the_edit_back_propagated_into_the_branch():
+    """Δv = g̃ − g (A.14's correction), computed by hand from AL's weights and GO; its Hessian-vector
+    prediction is first order like the fusion gradient's."""
+    model, inputs, labels = toy_model("concat", heads=True, seed=1)
+    model64, inputs64, labels64 = theory.as_float64(model, inputs, labels)
+    output = model64(inputs64)
+    fusion_loss = task_loss("multiclass", output.logits, labels64)
+    params = model64.branch_parameters("hard")
+    # by hand: AL weights, GO per sample, minus the unedited feature gradients, through the branch
+    grads_f = torch.autograd.grad(fusion_loss, [output.embeddings[m] for m in model64.modalities], retain_graph=True)
+    logits = torch.stack([output.unimodal_logits[m].detach().float() for m in model64.modalities], dim=1)
+    weights = goal.adaptive_weights(logits)
+    edited = goal.orthogonalize([w * g for w, g in zip(weights, grads_f)], eps=0.0)   # GOAL's default eps
+    by_hand = torch.autograd.grad(output.embeddings["hard"], params, grad_outputs=edited[1] - grads_f[1],
+                                  retain_graph=True)
+    correction = theory.goal_correction(model64, inputs64, labels64, "multiclass", output, fusion_loss, "hard")
+    assert [c.shape for c in correction] == [p.shape for p in params]
+    for a, b in zip(correction, by_hand):
+        torch.testing.assert_close(a, b)
+    check = theory.indirect_effect_check(model, inputs, labels, "multiclass", "hard",
+                                         step_sizes=np.logspace(-5, -3, 5), edit="goal")
+    assert check.smooth.all() and 0.8 <= check.slope <= 1.2 and check.cosine[0] > 0.99999
+    with pytest.raises(ValueError, match="edit must be one of"):
+        theory.indirect_effect_check(model, inputs, labels, "multiclass", "hard", edit="parameter")

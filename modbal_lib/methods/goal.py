@@ -22,11 +22,14 @@ leveraged gradient of modality m and g_m'' its orthogonalised version.
 The functions at the top are the paper's equations, tensors in and tensors out. Below them,
 ``GOAL`` is the training method built on them (name "goal"): the fusion-loss gradient of
 each branch is leveraged and orthogonalized, the unimodal-loss gradients are left alone.
-Its default ``variant="feature"`` takes g^(m) as the per-sample gradient with respect to
-the modality's embedding f_m (the paper's per-sample cosine histograms; it works whatever
-the branches look like); ``variant="parameter"`` projects flattened branch-parameter
-gradients and needs branches of one shape. ``adaptive_leveraging``, ``orthogonalization`` and
-``T`` give the paper's ablations and temperature sweep.
+Its default ``variant="feature"`` is the kit's reading: g^(m) is the per-sample gradient with
+respect to the modality's embedding e_m, projected sample by sample (it works whatever the
+branches look like; the paper's "for all conflicting pairs within a batch" allows it but does not
+say it). ``variant="parameter"`` is the paper's letter (Eq. 5 and the pseudocode of Appendix
+A.1-A.2): the flattened gradient on the branch parameters, one vector per modality and batch; it
+needs branches of one shape. AL is the same in both (one batch-mean weight per modality).
+``adaptive_leveraging``, ``orthogonalization`` and ``T`` give the paper's ablations and
+temperature sweep.
 """
 
 from __future__ import annotations
@@ -151,8 +154,9 @@ class GOAL(Method):
     fusion-loss gradient g^(m) of each branch; each unimodal gradient G^(m) passes untouched.
 
     Options:
-        variant ["feature"]: g^(m) per sample at the embedding f_m (the kit's reading) or
-            "parameter" (the flat gradient on branch m's parameters; needs equal branch shapes).
+        variant ["feature"]: g^(m) per sample at the embedding e_m (the kit's reading) or
+            "parameter" (the paper's Eq. 5: the flat gradient on branch m's parameters; needs equal
+            branch shapes).
         adaptive_leveraging [True]: AL; off means w^(m) = 1 (joint training's scale).
         orthogonalization [True]: GO.
         T [1.0]: AL's temperature (Eq. 7). eps [0.0]: the eps of Eq. 10.
@@ -160,7 +164,7 @@ class GOAL(Method):
 
     Records per step: w_<m>, cos_<a>_<b>_before/_after, conflict_before/_after. Multiclass and
     multilabel (AL per binary label); regression refuses AL. Which gradient, the two variants,
-    eps and the caveats: chapter 6, sections 1, 4, 9 and 10.
+    eps and the caveats: chapter 6, sections 1, 5, 10 and 11.
     """
 
     name = "goal"
@@ -214,6 +218,14 @@ class GOAL(Method):
             logits = torch.stack([logits, torch.zeros_like(logits)], dim=-1).transpose(1, 2).flatten(0, 1)
         return adaptive_weights(logits, self.T)
 
+    def edit(self, step: Step, fusion_grads: Sequence[torch.Tensor]):
+        """AL then GO on the fusion-loss gradients g^(m) (one tensor per modality, [rows, D]):
+        returns (weights w^(m) [M], leveraged g^(m)' = w^(m) g^(m), edited g^(m)'' after GO)."""
+        weights = self.leverage_weights(step)
+        leveraged = [w * g for w, g in zip(weights, fusion_grads)]
+        edited = orthogonalize(leveraged, self.eps) if self.orthogonalization else leveraged
+        return weights, leveraged, edited
+
     def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, float]:
         model, modalities = step.model, step.model.modalities
         if self.variant == "feature":
@@ -230,9 +242,7 @@ class GOAL(Method):
             fusion_grads = [flatten(task_grads[k * per_branch : (k + 1) * per_branch]).float().unsqueeze(0)
                             for k in range(len(modalities))]
 
-        weights = self.leverage_weights(step)
-        leveraged = [w * g for w, g in zip(weights, fusion_grads)]
-        edited = orthogonalize(leveraged, self.eps) if self.orthogonalization else leveraged
+        weights, leveraged, edited = self.edit(step, fusion_grads)
 
         unimodal = torch.stack([loss for name, loss in losses.items() if name != "task"]).sum()
         if self.variant == "feature":  # g'' + G into each branch in one backward pass
