@@ -199,6 +199,24 @@ def test_schedule_unit_decides_what_t_counts(unit):
     assert {"epoch": 0.95 < last < 0.99, "iteration": last > 0.999, "progress": last < 0.87}[unit]
 
 
+def test_the_literal_iteration_reading_saturates_at_once_the_epoch_reading_ramps():
+    # Section 3.2.1: the KL factor grows "as iteration t progresses". Counted in raw iterations, s(t) is
+    # within 1 % of its limit 2 * gamma from the fifth step on; counted in epochs (the kit's default) the
+    # ramp spans the first epochs, here of 100 iterations each.
+    def scale(unit, iteration):
+        step = Step(None, {}, None, "multiclass", None, iteration=iteration, epoch=iteration // 100,
+                    iterations_per_epoch=100, total_iterations=2000)
+        method = BalGrad(schedule_unit=unit)
+        return kl_schedule(method.schedule_time(step), method.gamma)
+
+    assert scale("iteration", 3) < 0.99 <= scale("iteration", 4)
+    assert all(scale("iteration", i) >= 0.99 for i in range(4, 2000, 37))
+    assert scale("epoch", 4) == pytest.approx(kl_schedule(0.04)) and scale("epoch", 4) < 0.76
+    assert scale("epoch", 100) == pytest.approx(kl_schedule(1.0)) and scale("epoch", 100) < 0.87
+    assert scale("epoch", 300) < 0.99 <= scale("epoch", 400)
+    assert BalGrad().schedule_unit == "epoch"  # the kit's deviation is the default, the literal reading an option
+
+
 def test_gamma_scales_the_schedule():
     step = tiny_step()
     assert run_method(BalGrad(gamma=1.0), step)["kl_scale"] == pytest.approx(kl_schedule(0.75, gamma=1.0))

@@ -11,7 +11,7 @@ BalGrad adds three things to plain joint training:
    p^l = softmax(z_l), so each modality learns from the other (``mutual_kl``);
 2. inter-modality reweighting: each KL term is weighted by its modality's share of the
    unimodal task loss, so the lagging modality (higher loss) is pulled harder
-   (``kl_weights``), and a schedule that grows the KL influence over training
+   (``kl_weights``, Eq. 3), and a schedule that grows the KL influence over training
    (``kl_schedule``, Eq. 4);
 3. inter-task projection: when the task gradient g_T conflicts with the KL gradient g_kl
    (negative dot product), the conflicting component is removed from g_T
@@ -19,14 +19,16 @@ BalGrad adds three things to plain joint training:
    layers get it plus the unimodal and reweighted KL gradients.
 
 Notation: v = vision (image), l = language (text); L_T is the fused task loss, L_T^v and
-L_T^l the unimodal task losses, L_kl^v and L_kl^l the two KL terms, t the training progress.
+L_T^l the unimodal task losses, L_kl^v and L_kl^l the two KL terms, t the schedule's time
+(the paper writes "iteration t"; ``BalGrad.schedule_unit`` says what the kit counts).
 
 The first functions below are the paper's equations, tensors in and tensors out. Then come
 their generalisation to M >= 2 modalities (``modality_kl_terms``, ``modality_kl_weights``;
 exactly the paper's for M = 2) and the training method ``BalGrad`` (method name "balgrad"),
 which applies them at every step as Fig. 3 draws it. Its options say how it reads what the
-paper leaves open (what t counts, the projection's scope) and switch reweighting and
-projection off for the four rows of the paper's ablation (Table 2).
+paper leaves open or where the kit deviates (what t counts, the KL's fixed target, the
+projection's scope) and switch reweighting and projection off for the rows of the paper's
+ablation (Table 2).
 """
 
 from __future__ import annotations
@@ -55,13 +57,17 @@ def mutual_kl(
     each averaged over the batch. L_kl^l is the pull on the language branch towards the
     vision prediction, L_kl^v the pull on the vision branch towards the language one.
 
-    ``detach_target`` (default True): the paper does not say whether the other modality's
-    distribution is a fixed target. We detach it by default, so L_kl^l moves only the
-    language branch and L_kl^v only the vision branch. Only then does the reweighting
-    (``kl_weights``) mean what the paper says, "the better-converged modality receives
-    less of the KL pull"; it is also the Deep Mutual Learning convention (each network
-    treats its peer's prediction as a constant). With ``detach_target=False`` both terms
-    send gradient into both branches.
+    The direction is the paper's Eq. 2, L_kl^l = -sum_i p^l_i log(p^v_i / p^l_i), with the
+    pulled modality's own distribution first. Deep Mutual Learning (Zhang et al. 2018), which
+    the paper cites, trains a network with KL(p_peer || p_self), the other direction.
+
+    ``detach_target`` (default True) is the kit's assumption, not the paper's: the paper writes
+    g_kl^l = grad L_kl^l without saying whether the other modality's distribution is a fixed
+    target. Detached, L_kl^l moves only the language branch and L_kl^v only the vision branch;
+    only then does the reweighting (``kl_weights``) mean what Section 3.2.1 says, that the weak
+    modality is pulled more towards the dominant one's prediction. (Deep Mutual Learning also
+    treats the peer's prediction as a constant in each update.) With ``detach_target=False``
+    both terms send gradient into both branches.
 
     Returns ``(kl_v, kl_l)``, two scalar tensors.
     """
@@ -104,9 +110,11 @@ def kl_schedule(t: float, gamma: float = 0.5) -> float:
 
         s(t) = gamma + gamma / (1 + e^(-t)),   g_kl = s(t) (W^l g_kl^l + W^v g_kl^v)
 
-    s(0) = 1.5 * gamma (0.75 for the paper's gamma = 1/2) and s(t) -> 2 * gamma as t grows.
-    The paper does not say what t counts; the training method chooses (iterations,
-    epochs or normalised progress) and passes it here. t must be non-negative.
+    s(0) = 1.5 * gamma (0.75 for the paper's gamma = 1/2) and s(t) -> 2 * gamma as t grows;
+    s(t) is within 1 % of 2 * gamma from t = ln 49 (about 3.9) on. The paper grows the factor
+    "as iteration t progresses" (Section 3.2.1); counted in raw iterations the ramp is over
+    after four steps. The training method chooses what t counts (``BalGrad.schedule_unit``)
+    and passes it here. t must be non-negative.
     """
     if t < 0:
         raise ValueError(f"kl_schedule: t counts training progress and must be >= 0, got {t}")
@@ -203,11 +211,16 @@ class BalGrad(Method):
 
     Options:
         gamma [0.5]: gamma of the schedule s(t) = gamma + gamma / (1 + e^-t) (Eq. 4; paper 1/2).
-        schedule_unit ["epoch"]: what t counts, "epoch" (fractional), "iteration" or "progress" (a reading).
+        schedule_unit ["epoch"]: what t of Eq. 4 counts. "iteration" is the paper's literal wording
+            ("as iteration t progresses", Section 3.2.1), but s(t) then saturates within four steps;
+            "epoch" (fractional epochs, the default) is the kit's deviation that keeps the paper's
+            stated purpose, a warm-up in which each modality first learns the task on its own;
+            "progress" (share of training done, in [0, 1)) is a third reading.
         projection_scope ["flat"]: Eq. 6 on the flattened h ("flat") or on each tensor ("per_tensor").
         reweighting [True]: W^m from the unimodal losses (Eq. 3); False: equal weights 1/M.
         projection [True]: apply Eq. 6. Both switches off = Table 2's baseline.
-        detach_target [True]: the peer's prediction is a fixed target in the KL (the kit's assumption).
+        detach_target [True]: the peer's prediction is a fixed target in the KL (the kit's assumption;
+            the paper does not say).
 
     Records per step: cos_task_kl, conflict, kl_scale, w_<m>. Where each gradient goes, the
     schedule unit, the projection scope and the cost: chapter 4, sections 1 and 6-8.
