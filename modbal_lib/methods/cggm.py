@@ -24,8 +24,15 @@ theta_F the fused head's parameters, theta_{f_i} those of classifier f_i.
 The first functions below are the paper's equations, tensors in and tensors out. The
 training method ``CGGM`` (name "cggm") puts them into the trainer's step: the classifiers
 (their own Adam), B from their batch metrics, the scaling of each branch's gradient by B_i,
-and L_gm in two variants, "paper" (cosine of gradients, Eq. 12) and "official" (cosine of
-last-layer weights, one step late, as the released code does).
+and L_gm in two variants:
+
+- "paper": Eq. 12 as written (cosine of the heads' last-layer GRADIENTS, weighted by B_i), added
+  to the loss of the SAME iteration through a double backward. The same-iteration timing is this
+  kit's construction, not the paper's loop: Algorithm 1 computes L_gm^t after the backward pass
+  (line 14) and adds it to the next iteration's loss (lines 13 and 15).
+- "official": the released code, cosine of the last-layer WEIGHTS with B_i / rho, computed at
+  iteration t and added to the loss of t + 1 (one step stale). The timing is Algorithm 1's; the
+  weight cosine and B / rho are code-only.
 """
 
 from __future__ import annotations
@@ -129,8 +136,10 @@ def direction_loss(
     head, not the other way round. A zero gradient has cosine 0 (PyTorch's eps clamp).
 
     The released code differs: it takes the cosine between the last-layer WEIGHTS of the
-    heads rather than their gradients, uses B / rho here, and adds the loss one iteration
-    late; the training method offers that variant.
+    heads rather than their gradients and uses B / rho here (both code-only). It adds the loss
+    one iteration late, as the paper's Algorithm 1 also does (L_gm^t is computed after the
+    backward pass and enters the next iteration's loss). The training method offers both
+    (``CGGM(variant=...)``).
     """
     B = torch.as_tensor(B, dtype=fused_grad.dtype, device=fused_grad.device).detach()
     if B.dim() != 1 or len(B) != len(unimodal_grads):
@@ -210,7 +219,10 @@ class CGGM(Method):
     scaling each branch's gradient, and the direction loss L_gm (Eq. 12) added with weight lam.
 
     Options:
-        variant ["paper"]: L_gm from gradients (Eq. 12, same iteration) or "official" (released code).
+        variant ["paper"]: L_gm from gradients (Eq. 12) added in the SAME iteration by a double
+            backward, the kit's construction (Algorithm 1 adds L_gm^t to the next iteration's loss);
+            or "official": the released code's weight cosine with B / rho, one step stale as in
+            Algorithm 1.
         rho [1.3]: scale of the balancing terms (Eq. 7). lam [0.05]: weight of L_gm.
         guard ["robust"]: Eq. 7 when a metric did not improve: "robust" (B in [0, rho]) or "official".
         magnitude [True], direction [True]: the gradient scaling and L_gm (Table 6's switches).
@@ -281,7 +293,11 @@ class CGGM(Method):
 
     def gradient_direction_loss(self, model: LateFusion, task_loss_value: torch.Tensor,
                                 classifier_losses: list[torch.Tensor], B: torch.Tensor) -> torch.Tensor:
-        """Paper Eq. 12 on gradients: the fused head's (differentiable) against each classifier's last layer."""
+        """Paper Eq. 12 on gradients: the fused head's (differentiable) against each classifier's last layer.
+
+        Built with ``create_graph=True`` so that it can join this iteration's loss (the kit's timing of
+        ``variant="paper"``; the paper's Algorithm 1 would add it to the next iteration's loss).
+        """
         (fused_grad,) = loss_grads(task_loss_value, [model.head.weight], create_graph=True)
         last_layers = [self.classifiers[m][-1].weight for m in model.modalities]
         classifier_grads = loss_grads(torch.stack(classifier_losses).sum(), last_layers)
@@ -291,7 +307,8 @@ class CGGM(Method):
         ).mean()
 
     def weight_direction_loss(self, model: LateFusion, B: torch.Tensor) -> torch.Tensor:
-        """The released code's L_gm: cosines of the last-layer weights, with B / rho.
+        """The released code's L_gm: cosines of the last-layer weights, with B / rho (added to the next
+        iteration's loss, the order of the paper's Algorithm 1).
 
         The fused weight is cloned so the loss keeps the weights' current values (and its graph
         to ``model.head.weight``) through the coming optimizer step.
