@@ -93,17 +93,20 @@ def find_chapters(chapters_dir: Path = ROOT / "chapters") -> list[Chapter]:
 
 
 OUTPUT_VARIABLES = ("MODBAL_DATASET", "MODBAL_DEVICE")  # environment variables that change what a chapter shows
+LEDGER = ROOT / "results" / "claims.json"  # the published claims ledger chapter 8 shows in full mode
 
 
 def fingerprint(chapter: Chapter, fast: bool) -> str:
-    """Hash of what decides a chapter's output: its source, the library's code, the mode and
-    ``OUTPUT_VARIABLES``."""
+    """Hash of what decides a chapter's output: its source, the library's code, the mode,
+    ``OUTPUT_VARIABLES`` and the published claims ledger (``LEDGER``, when there is one)."""
     digest = hashlib.sha256()
     digest.update(chapter.path.read_bytes())
     for source in sorted((ROOT / "modbal_lib").rglob("*.py")):
         digest.update(source.relative_to(ROOT).as_posix().encode())
         digest.update(source.read_bytes())
     digest.update(b"fast" if fast else b"full")
+    if LEDGER.is_file():
+        digest.update(LEDGER.read_bytes())
     for name in OUTPUT_VARIABLES:
         digest.update(f"{name}={os.environ.get(name, '')}".encode())
     return digest.hexdigest()

@@ -178,3 +178,22 @@ def gradient_arrows(axis, arrows, *, title: str, xlim, ylim, legend_loc: str = "
     axis.axvline(0, color="gray", linewidth=0.5)
     axis.legend(fontsize=8, loc=legend_loc)
     return axis
+
+
+def verdict_figure(counts: dict[str, dict[str, int]], colors: dict[str, str] | None = None) -> Figure:
+    """Stacked bars: per paper, how many of its claims got each verdict (chapter 8; ``counts``: paper ->
+    verdict -> number, e.g. ``{p: claims.verdict_counts(rows of p)}``)."""
+    if not counts:
+        raise ValueError("verdict_figure: no papers to draw")
+    figure = Figure(figsize=(8.0, 2.8), layout="constrained")
+    axis = figure.subplots()
+    papers = list(counts)
+    bottoms = [0] * len(papers)
+    for verdict in counts[papers[0]]:
+        heights = [counts[paper][verdict] for paper in papers]
+        axis.barh(papers, heights, left=bottoms, label=verdict, color=(colors or {}).get(verdict))
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    axis.set(xlabel="claims", title="The papers' claims by verdict on this kit's data")
+    axis.invert_yaxis()
+    figure.legend(loc="outside right center", fontsize=8)
+    return figure

@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython import get_ipython
 
+from modbal_lib.claims import ledger_markdown
 from modbal_lib.data import seesaw
 from modbal_lib.evaluate import evaluate, predict_score
 from modbal_lib.experiments import Experiment, check_comparison, prepared_options
@@ -475,3 +476,23 @@ def method_panel(method: str = "goal", dataset: str = "emoji") -> Panel:
          "seed": widgets.IntSlider(value=0, min=0, max=9, description="training seed", **SLIDER)},
         run_button=True,
     )
+
+
+class LedgerPanel(widgets.interactive):
+    """The claims ledger (chapter 8) filtered by paper and verdict; like ``Panel``, it *sets* its output
+    area's state (Markdown), so it runs under papermill without the Output-widget hang."""
+
+    def __init__(self, rows: list):
+        self.rows = rows
+        papers = ("all",) + tuple(dict.fromkeys(row.claim.paper for row in rows))
+        verdicts = ("all",) + tuple(dict.fromkeys(row.finding.verdict for row in rows))
+        super().__init__(self.show, clear_output=False, paper=widgets.Dropdown(options=papers, description="paper"),
+                         verdict=widgets.Dropdown(options=verdicts, description="verdict"))
+
+    def show(self, paper: str, verdict: str) -> list:
+        chosen = [row for row in self.rows
+                  if paper in ("all", row.claim.paper) and verdict in ("all", row.finding.verdict)]
+        text = ledger_markdown(chosen) if chosen else "No claim has this paper and verdict."
+        self.out.outputs = ({"output_type": "display_data", "metadata": {},
+                             "data": {"text/markdown": text, "text/plain": text}},)
+        return chosen

@@ -95,3 +95,16 @@ def test_environment_yml_names_the_same_packages_as_pyproject():
     # conda names torch "pytorch"
     listed = {"torch" if name == "pytorch" else name for name in listed}
     assert listed == declared
+
+
+def test_fingerprint_changes_with_the_published_claims_ledger(tmp_path, monkeypatch):
+    from modbal_lib import book
+
+    chapter = find_chapters()[8]
+    assert chapter.path.name == "08_what_holds_up.ipynb"  # full mode shows results/claims.json
+    monkeypatch.setattr(book, "LEDGER", tmp_path / "claims.json")
+    without = book.fingerprint(chapter, fast=False)
+    (tmp_path / "claims.json").write_text('{"findings": {}}')
+    first = book.fingerprint(chapter, fast=False)
+    (tmp_path / "claims.json").write_text('{"findings": {"a": 1}}')
+    assert len({without, first, book.fingerprint(chapter, fast=False)}) == 3

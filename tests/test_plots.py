@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modbal_lib.plots import (gap_ratio_curve, ratio_delta_gap, loss_curve_figure, missing_ratio_figure, missing_ratio_gap_figure,
+from modbal_lib.plots import (verdict_figure, gap_ratio_curve, ratio_delta_gap, loss_curve_figure, missing_ratio_figure, missing_ratio_gap_figure,
                               ratio_curve, save)
 
 METHODS = ["joint", "ogm_ge", "unimodal_easy"]
@@ -160,3 +160,13 @@ def test_gradient_arrows_draw_one_arrow_and_legend_entry_per_vector():
     assert len(axis.texts) == 2 and [t.get_text() for t in axis.get_legend().get_texts()] == ["a", "b"]
     assert axis.get_title() == "t" and axis.get_xlim() == (-1, 1)
     plt.close(figure)
+
+
+def test_verdict_figure_stacks_each_papers_counts():
+    counts = {"BalGrad": {"holds": 2, "does not hold": 1}, "GOAL": {"holds": 0, "does not hold": 3}}
+    figure = verdict_figure(counts)
+    bars = figure.axes[0].patches
+    assert [(b.get_x(), b.get_width()) for b in bars] == [(0, 2), (0, 0), (2, 1), (0, 3)]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["holds", "does not hold"]
+    with pytest.raises(ValueError, match="no papers"):
+        verdict_figure({})

@@ -6,7 +6,8 @@ import matplotlib.pyplot as plt
 import pytest
 from ipywidgets import IntSlider
 
-from modbal_lib.whatif import Panel, method_panel, seesaw_panel, taylor_panel
+from modbal_lib import claims
+from modbal_lib.whatif import LedgerPanel, Panel, method_panel, seesaw_panel, taylor_panel
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +73,23 @@ def test_method_panel_passes_the_chosen_methods_knobs():
     knobs["method"].value, knobs["cggm_variant"].value = "cggm", "official"  # cggm_<option>
     panel.manual_button.click()
     assert panel.result["method"] == "cggm" and panel.result["options"]["variant"] == "official"
+
+
+def test_ledger_panel_filters_by_paper_and_verdict():
+    def row(key, paper, verdict):
+        return claims.Row(claims.Claim(key, paper, "Table 1", f"claim {key}", "", "how", "04_balgrad.ipynb",
+                                       not_testable="x"), claims.Finding(f"measured {key}", verdict))
+
+    rows = [row("a", "BalGrad", claims.HOLDS), row("b", "GOAL", claims.HOLDS), row("c", "GOAL", claims.PARTLY)]
+    panel = LedgerPanel(rows)
+    assert [c.options for c in panel.children[:2]] == [
+        ("all", "BalGrad", "GOAL"), ("all", claims.HOLDS, claims.PARTLY)]
+    assert [r.claim.key for r in panel.result] == ["a", "b", "c"]
+    panel.children[0].value = "GOAL"
+    assert [r.claim.key for r in panel.result] == ["b", "c"]
+    panel.children[1].value = claims.PARTLY
+    assert [r.claim.key for r in panel.result] == ["c"]
+    shown = panel.out.outputs[0]["data"]["text/markdown"]
+    assert "claim c" in shown and "claim b" not in shown and shown.startswith("1 claims: 0 holds")
+    panel.children[0].value = "BalGrad"
+    assert panel.result == [] and panel.out.outputs[0]["data"]["text/markdown"].startswith("No claim")
