@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "claims", help="test the papers' claims (modbal_lib.claims) and write CLAIMS.md and claims.json")
     ledger.add_argument("--out", default="results", help="output folder (default: results)")
     ledger.add_argument("--seeds", type=_at_least(1), default=None, help="number of seeds (default 5; fast 2)")
-    ledger.add_argument("--epochs", type=_at_least(1), default=None, help="default: emoji 20, seesaw 10 (fast: 1)")
+    ledger.add_argument("--epochs", type=_at_least(1), default=None, help="default: the report's (emoji 40, seesaw 30; fast: 1)")
     ledger.add_argument("--fast", action="store_true", help="reduced size (CI): the verdicts may be 'too few seeds'")
     ledger.set_defaults(run=_claims)
 
