@@ -290,7 +290,8 @@ display(Markdown(
 # > random. The model is trained on unimpaired data and one modality is impaired on the whole test set.
 #
 # CGGM's result tables are images in its text, so the numbers the book quotes from them (for example
-# its Food-101 accuracy) are marked as coming from the authors' released repository (github.com/zrguo/CGGM).
+# its Food-101 accuracy) come from a secondary transcription (the kit's reference notes) and are marked
+# so; the authors' released repository (github.com/zrguo/CGGM) gives its training recipe, not these numbers.
 #
 # **Citations.** A work is cited in one form, `[Surname et al., YEAR]`, `[Surname and Surname, YEAR]` for
 # two authors, `[Surname, YEAR]` for one; GOAL, an anonymous submission, is [Anonymous, 2025]. Every label
