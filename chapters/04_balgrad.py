@@ -1160,8 +1160,9 @@ print(f"conflict share with SGD, projection off: {stats.summarize(sgd['sgd_off']
 #
 # $W^m = L_T^m / \sum_k L_T^k$ on every batch, so the largest weight always goes to the modality with
 # the highest unimodal loss: the order of the weights is the order of the losses by construction. What
-# the run adds is *which* modality that is and whether the order changes during training; SeeSaw's
-# knobs make `hard` the slowest learner (chapter 2), so expect it on top. The cell trains the
+# the run adds is *which* modality that is and whether the order changes during training. With three
+# modalities that is not obvious in advance: a high unimodal loss can come from knowing little or from
+# learning slowly (section 4), and the two need not point at the same modality. The cell trains the
 # three-modality SeeSaw, plots the weights and prints the orders of the last-epoch weights and losses.
 
 # %% tags=["solution", "hide-input"]
