@@ -1,11 +1,15 @@
 r"""Controlled experiments on SeeSaw (chapter 2): what each modality can tell, how fast it is
 learned, and how a jointly trained model splits the work as one knob of the data moves.
 
-- ``linear_probes``: accuracy of a linear-discriminant probe for the group, the class within the
-  group and the full class, from each modality alone and from all together. Every class of
-  SeeSaw is a Gaussian with covariance :math:`\sigma_m^2 I` in each modality, so linear
-  discriminant analysis is the Bayes rule once fitted: the probe measures how *informative* a
-  modality is, whatever a network would make of it.
+- ``linear_probes``: what each modality alone, and all together, can tell about the class, the group
+  and the class within the group. Every one of the GC classes of SeeSaw is a Gaussian with the same
+  covariance (:math:`\sigma_m^2 I` in each modality), so one linear discriminant analysis (LDA) fitted
+  on the 16-class target is, up to estimation error, the Bayes rule *for that target*. A group (or a
+  class within the group) is a mixture of C (or G) such Gaussians, for which an LDA fitted on the
+  group labels would not be the Bayes rule; the probe therefore reads the group and the class within
+  the group from the fitted class posterior, summed over the classes of each part (the Bayes rule
+  for each part under the same fitted model). So the probe measures how *informative* a modality is,
+  whatever a network would make of it.
 - ``part_accuracies``: a multiclass prediction split into its two parts, the group
   :math:`\lfloor y / C \rfloor` and the class within the group :math:`y \bmod C`.
 - how *fast* each modality is learned is ``dominance.halfway_iteration`` (the kit's one measure).
@@ -36,19 +40,32 @@ def part_labels(labels: np.ndarray, classes_per_group: int) -> dict[str, np.ndar
     return {"group": labels // classes_per_group, "fine": labels % classes_per_group, "class": labels}
 
 
+def part_posteriors(class_posterior: np.ndarray, groups: int, classes_per_group: int) -> dict[str, np.ndarray]:
+    """A class posterior [N, G C] (class y = g C + c) as the posteriors of its parts: the group [N, G]
+    (summed over the classes within each group), the class within the group [N, C] (summed over the
+    groups) and the class itself."""
+    posterior = np.asarray(class_posterior, dtype=float)
+    if posterior.ndim != 2 or posterior.shape[1] != groups * classes_per_group:
+        raise ValueError(f"part_posteriors: expected [N, {groups * classes_per_group}] class probabilities, "
+                         f"got shape {posterior.shape}")
+    by_part = posterior.reshape(len(posterior), groups, classes_per_group)
+    return {"group": by_part.sum(axis=2), "fine": by_part.sum(axis=1), "class": posterior}
+
+
 def linear_probes(modality_sets: list[tuple[str, ...]] | None = None, **dataset_options) -> dict[str, dict[str, float]]:
-    """Test accuracy (percent) of LDA probes fitted on SeeSaw's training split.
+    """Test accuracy (percent) of an LDA probe fitted on SeeSaw's training split (the class target).
 
     Returns ``{"easy": {"group": .., "fine": .., "class": ..}, ..., "easy+hard": {...}}``: one entry
     per modality set (default: each modality alone, then all of them, features concatenated), one
-    accuracy per target of ``PROBE_TARGETS``. ``dataset_options`` go to ``modbal_lib.data.load``.
+    accuracy per target of ``PROBE_TARGETS``: the argmax of the class posterior and of its parts'
+    posteriors (``part_posteriors``), the Bayes rule for each target under the fitted Gaussian model.
+    ``dataset_options`` go to ``modbal_lib.data.load``.
     """
     if dataset_options.get("target", "class") != "class":
         raise ValueError("linear_probes: needs the class target (target='class'), the probes predict group and class")
     train, test = load("seesaw", "train", **dataset_options), load("seesaw", "test", **dataset_options)
     modality_sets = modality_sets or [(m,) for m in train.modalities] + [train.modalities]
-    classes_per_group = train.options["classes_per_group"]
-    train_parts = part_labels(train.labels, classes_per_group)
+    groups, classes_per_group = train.options["groups"], train.options["classes_per_group"]
     test_parts = part_labels(test.labels, classes_per_group)
     probes = {}
     for modalities in modality_sets:
@@ -57,8 +74,12 @@ def linear_probes(modality_sets: list[tuple[str, ...]] | None = None, **dataset_
             raise ValueError(f"linear_probes: unknown modalities {sorted(unknown)}; the data have {train.modalities}")
         train_x = np.hstack([train.inputs[m] for m in modalities])
         test_x = np.hstack([test.inputs[m] for m in modalities])
+        lda = LinearDiscriminantAnalysis().fit(train_x, train.labels)
+        class_posterior = np.zeros((len(test_x), groups * classes_per_group))
+        class_posterior[:, lda.classes_] = lda.predict_proba(test_x)  # a class absent from training: 0
+        posteriors = part_posteriors(class_posterior, groups, classes_per_group)
         probes["+".join(modalities)] = {
-            target: 100 * LinearDiscriminantAnalysis().fit(train_x, train_parts[target]).score(test_x, test_parts[target])
+            target: 100 * float(np.mean(posteriors[target].argmax(axis=1) == test_parts[target]))
             for target in PROBE_TARGETS
         }
     return probes

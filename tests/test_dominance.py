@@ -7,13 +7,23 @@ from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Run
 from modbal_lib.features import FeatureSet, Impairment
 from modbal_lib.dominance import (
+    HEADS,
+    SHARES,
+    SINGLE,
     Dominance,
+    curve_source,
     dominant_modality,
     halfway_iteration,
+    leaned_on,
     learns_first,
+    modality_curves,
+    only_left,
     rescore_missing,
+    shortfall,
+    shortfalls,
     zero_vector_source,
 )
+from modbal_lib.stats import DIFFERS, TOO_FEW
 from modbal_lib.train import train
 
 from helpers import toy_features
@@ -147,3 +157,95 @@ def test_learns_first():
     assert learns_first({"a": [2.0, 1.0], "b": [4.0, 2.0]}, smooth=1) == "a"  # a tie goes to the first
 
 
+
+
+def run_with_history(method: str, seed: int, history: dict, heads: bool = True, epochs: int = 2) -> Run:
+    """A Run whose training recorded ``history``, on a two-modality model with or without unimodal heads."""
+    features = toy_features(n=64, seed=seed)
+    result = train(features, "joint_unimodal_heads" if heads else "joint", epochs=1, batch_size=64, device="cpu",
+                   record=False)
+    result.history, result.config["epochs"] = history, epochs
+    return Run(method, seed, result, table({"easy": 50.0, "hard": 50.0}))
+
+
+def test_modality_curves_read_the_heads_losses_and_measure_who_falls_first():
+    iterations = np.arange(40)
+    runs = [run_with_history("joint_unimodal_heads", seed, {
+        "loss_uni_easy": list(2 * np.exp(-iterations / (4 + seed))),    # easy falls fast ...
+        "loss_uni_hard": list(2 * np.exp(-iterations / (20 + seed))),   # ... hard slowly
+        "acc_uni_easy": [0.5] * 40, "acc_uni_hard": [0.25] * 40}) for seed in (0, 1, 2)]
+    curves = modality_curves(runs)
+    assert curves.source == HEADS == curve_source(runs[0]) and curves.method == "joint_unimodal_heads"
+    assert curves.curves["easy"].shape == (3, 40) and len(curves) == 3 and curves.iterations_per_epoch == 20
+    assert curves.halfway("easy", smooth=1) == [int(np.ceil(t * np.log(2))) for t in (4, 5, 6)]
+    assert curves.first(smooth=1) == ["easy"] * 3
+    iteration, mean, sd = curves.band("hard", smooth=5)
+    assert iteration[0] == 4 and len(iteration) == len(mean) == len(sd) == 36
+    expected = np.mean([np.convolve(2 * np.exp(-iterations / (20 + s)), np.ones(5) / 5, "valid") for s in (0, 1, 2)], 0)
+    assert mean == pytest.approx(expected) and (sd > 0).all()
+    assert curves.last_epoch("hard") == pytest.approx([np.mean(2 * np.exp(-iterations[20:] / (20 + s))) for s in (0, 1, 2)])
+    accuracy = modality_curves(runs, "acc")
+    assert accuracy.band("easy")[1] == pytest.approx([0.5] * 40) and accuracy.band("easy")[2] == pytest.approx([0] * 40)
+    with pytest.raises(ValueError, match="accuracies"):
+        accuracy.halfway("easy")
+
+
+def test_modality_curves_name_their_source_and_reject_mixtures():
+    shares = run_with_history("joint", 0, {"loss_uni_easy": [1.0] * 4, "loss_uni_hard": [1.0] * 4}, heads=False)
+    assert curve_source(shares) == SHARES and modality_curves([shares]).source == SHARES
+    alone = train(toy_features(n=64), "unimodal_easy", epochs=1, batch_size=64, device="cpu")
+    assert curve_source(Run("unimodal_easy", 0, alone, table({"easy": 0.0, "hard": 0.0}))) == SINGLE
+    heads = run_with_history("joint", 1, {"loss_uni_easy": [1.0] * 4, "loss_uni_hard": [1.0] * 4})
+    with pytest.raises(ValueError, match="one method and one source"):
+        modality_curves([shares, heads])
+    with pytest.raises(ValueError, match="record=True"):
+        modality_curves([run_with_history("joint", 0, {}, heads=False)])
+    longer = run_with_history("joint", 1, {"loss_uni_easy": [1.0] * 6, "loss_uni_hard": [1.0] * 6}, heads=False)
+    with pytest.raises(ValueError, match="different lengths"):
+        modality_curves([shares, longer])
+    with pytest.raises(ValueError, match="quantity"):
+        modality_curves([shares], "auc")
+    with pytest.raises(ValueError, match="no runs"):
+        modality_curves([])
+
+
+def test_shortfall_is_the_ceiling_minus_the_joint_model_left_with_only_that_modality():
+    # joint with hard missing = only easy left; with easy missing = only hard left
+    joint = [table({"easy": 30.0, "hard": 26.0}), table({"easy": 34.0, "hard": 25.0}), table({"easy": 32.0, "hard": 27.0})]
+    easy_alone = [table({}, full=f) for f in (26.0, 25.5, 26.5)]
+    hard_alone = [table({}, full=f) for f in (44.0, 45.0, 43.0)]
+    assert only_left(joint[0], "easy") == 26.0 and only_left(joint[0], "hard") == 30.0
+    assert shortfalls(hard_alone, joint, "hard") == pytest.approx([14.0, 11.0, 11.0])
+    assert shortfalls(easy_alone, joint, "easy") == pytest.approx([0.0, 0.5, -0.5])
+    hard = shortfall(hard_alone, joint, "hard")
+    assert hard.mean == pytest.approx(12.0) and hard.low < 12.0 < hard.high and hard.verdict == DIFFERS
+    assert shortfall(hard_alone[:1], joint[:1], "hard").verdict == TOO_FEW
+    leaning = leaned_on({"easy": easy_alone, "hard": hard_alone}, joint)
+    assert leaning.modality == "easy" and leaning.difference.mean == pytest.approx(-12.0)
+    assert leaning.shortfalls["hard"] == hard
+    # the shortfalls do not differ: no modality is named
+    even = [table({"easy": 30.0, "hard": 40.0}, full=70.0), table({"easy": 31.0, "hard": 39.0}, full=70.0),
+            table({"easy": 29.0, "hard": 41.0}, full=70.0)]
+    both_alone = {"easy": [table({}, full=f) for f in (41.0, 38.0, 42.0)],
+                  "hard": [table({}, full=f) for f in (30.0, 32.0, 28.0)]}
+    assert leaned_on(both_alone, even).modality is None
+    # MAE: lower is better, so a shortfall is the joint model's error minus the ceiling's
+    mae = [table({"easy": 1.1, "hard": 0.8}, full=0.4, metric="mae")]
+    assert shortfalls([table({}, full=0.9, metric="mae")], mae, "hard") == pytest.approx([0.2])
+    # Runs are read through their table
+    runs = [Run("joint", 0, None, joint[0])]
+    assert shortfalls([Run("unimodal_hard", 0, None, hard_alone[0])], runs, "hard") == pytest.approx([14.0])
+
+
+def test_shortfall_rejects_what_it_cannot_pair():
+    joint = [table({"easy": 30.0, "hard": 26.0})]
+    with pytest.raises(ValueError, match="pair them by seed"):
+        shortfalls([table({}, full=40.0)] * 2, joint, "hard")
+    with pytest.raises(ValueError, match="two-modality table"):
+        shortfalls([table({}, full=40.0)], [table({"a": 1.0, "b": 2.0, "c": 3.0})], "a")
+    with pytest.raises(ValueError, match="two-modality table"):
+        only_left(joint[0], "audio")
+    with pytest.raises(ValueError, match="Runs or ImpairmentTables"):
+        shortfalls([], joint, "hard")
+    with pytest.raises(ValueError, match="exactly two modalities"):
+        leaned_on({"easy": joint}, joint)

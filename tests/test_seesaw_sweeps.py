@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from modbal_lib.seesaw_sweeps import linear_probes, part_accuracies, part_labels, signal_sweep
+from modbal_lib.seesaw_sweeps import linear_probes, part_accuracies, part_labels, part_posteriors, signal_sweep
 
 
 def test_linear_probes_measure_what_each_modality_can_tell():
@@ -16,6 +16,20 @@ def test_linear_probes_measure_what_each_modality_can_tell():
     assert hard["class"] > easy["class"] + 10             # hard alone is the better modality ...
     assert both["class"] > hard["class"] + 25             # ... and the two together are much better
     assert set(linear_probes([("hard",)], num_samples=400)) == {"hard"}
+
+
+def test_part_posteriors_sum_the_class_posterior_over_each_part():
+    # 2 groups x 3 classes: y = 3 g + c
+    posterior = np.array([[0.1, 0.2, 0.1, 0.3, 0.0, 0.3], [0.3, 0.0, 0.0, 0.25, 0.25, 0.2]])
+    parts = part_posteriors(posterior, groups=2, classes_per_group=3)
+    assert parts["group"] == pytest.approx(np.array([[0.4, 0.6], [0.3, 0.7]]))
+    assert parts["fine"] == pytest.approx(np.array([[0.4, 0.2, 0.4], [0.55, 0.25, 0.2]]))
+    assert parts["class"] == pytest.approx(posterior)
+    # the most likely class (0) lies in group 0, yet group 1 is the more likely group: the Bayes rule for the
+    # group sums over its classes instead of taking the group of the argmax class
+    assert posterior[1].argmax() == 0 and parts["group"][1].argmax() == 1
+    with pytest.raises(ValueError, match=r"expected \[N, 6\]"):
+        part_posteriors(posterior[:, :4], groups=2, classes_per_group=3)
 
 
 def test_linear_probes_reject_bad_requests():

@@ -14,32 +14,43 @@
 #   ok_format: false
 
 # %% [markdown]
-# # Assignment 3. Tip the see-saw: make `hard` the dominant modality
+# # Assignment 3. Tip the see-saw: make the joint model lean on `hard`
 #
-# **You will learn:** which properties of a modality make a jointly trained model lean on it, how
-# to show dominance with the missing-modality protocol over several seeds, and how to test whether a
-# balancing method (BalGrad) narrows the gap.
+# **You will learn:** which properties of a modality make a jointly trained model lean on it; how to
+# show it with chapter 2's criterion, the **shortfall** of each modality against its unimodal ceiling,
+# over several seeds; and how to test whether a balancing method (BalGrad) makes the joint model learn
+# more of the modality it neglects.
 #
-# **Paper sections:** BalGrad (Kim et al. 2025) §3 (dominant modality bias, the missing-modality
-# protocol and ΔGap) and §4 (the method); the SeeSaw world of chapter 2.
+# **Paper sections:** BalGrad [Kim et al., 2025] Section 3.1 (dominant modality bias, the per-modality
+# losses of Fig. 2b), Section 3.2 (the method) and Section 4.1 (the missing-modality protocol); the
+# SeeSaw world and its shortfall criterion are chapter 2's.
 #
 # SeeSaw draws a label $y$ made of a coarse group $g$ and a fine class $c$ within the group, and
 # gives each modality $m$ the vector
 #
-# $$ x_m = a_m\, u_{m,g} + b_m\, v_{m,c} + \sigma_m\, \varepsilon_m, \qquad \varepsilon_m \sim \mathcal N(0, I_{D_m}), $$
+# $$ x^m = a_m\, u_{m,g} + b_m\, v_{m,c} + \sigma_m\, \varepsilon_m, \qquad \varepsilon_m \sim \mathcal N(0, I_{D_m}), $$
 #
 # with the knobs `dim` $D_m$, `coarse` $a_m$ (how loudly it tells the group), `fine` $b_m$ (how
 # loudly it tells the class within the group) and `noise` $\sigma_m$. By default `easy` tells the
 # group loudly and `hard` tells the fine class plus, faintly, the group: a jointly trained model
-# leans on `easy` and collapses without it.
+# learns the group from `easy` and never learns `hard`'s own group cue.
+#
+# **The shortfall** of modality $m$ (chapter 2, `modbal_lib.dominance.shortfall`) is the score of the
+# model trained on $m$ alone (its *ceiling*) minus the score of the joint model left with only $m$ (the
+# other modality missing), paired seed by seed: how much of what $m$ can tell the joint model did not
+# learn. The joint model **leans on** the modality with the smaller shortfall
+# (`modbal_lib.dominance.leaned_on`). Chapter 2 (Section 5) shows why we do not simply ask which
+# absence costs more: that label mixes what a modality *knows* with what the model *learned*, and a
+# modality that knows more wins it without any see-saw.
 #
 # Fill in every `...`, run the check cell after each question (`grader.check(...)`), and hand in
 # the notebook. The checks you see are only some of the tests used for grading.
 
 # %%
 from modbal_lib.data.seesaw import DEFAULT_KNOBS
+from modbal_lib.dominance import leaned_on, shortfall, shortfalls
 from modbal_lib.experiments import Experiment, compare
-from modbal_lib.stats import paired_difference, summarize
+from modbal_lib.stats import paired_difference
 
 import modbal_lib
 
@@ -49,7 +60,7 @@ FAST = modbal_lib.fast_mode()
 # %%
 SEEDS = [0, 1] if FAST else [0, 1, 2]
 EPOCHS = 5 if FAST else 10
-NUM_SAMPLES = 1000 if FAST else 2000
+NUM_SAMPLES = 2000 if FAST else 4000
 print({m: DEFAULT_KNOBS[m] for m in ("easy", "hard")})
 
 # %% [raw]
@@ -62,21 +73,24 @@ print({m: DEFAULT_KNOBS[m] for m in ("easy", "hard")})
 #
 # Set `knobs` to a dictionary of overrides, `{"easy": {...}, "hard": {...}}` (any of `dim`,
 # `coarse`, `fine`, `noise`; what you leave out keeps its default), such that a model trained
-# jointly on SeeSaw depends on `hard`: **removing `hard` costs more than removing `easy`**, i.e.
-# the missing-`hard` test score is below the missing-`easy` score, seed after seed. Rules:
+# jointly on SeeSaw **leans on `hard`**: it learns from `hard` what `hard` can tell alone, and falls
+# short of what `easy` alone reaches. Precisely: seed after seed, easy's shortfall exceeds hard's by
+# at least 5 points of accuracy. Rules:
 #
 # - both modalities stay informative: each keeps a non-zero `coarse` or `fine`;
-# - both stay noisy: each `noise` is at least 0.5.
+# - both stay noisy: each `noise` is at least `noise=0.5`.
 #
-# Think before you try: what made `easy` dominant in the default world? The check trains the joint
-# model once (seed 0, 1000 samples, 5 epochs, a few seconds); the hidden tests do the same on other
-# seeds.
+# Think before you try: what made `easy` the modality the default world leans on? (Chapter 2,
+# Section 3: which modality is learned *first*.) Note that `easy` must have something to lose: a
+# modality that tells nothing the joint model needs has no shortfall. The check trains the joint model
+# and both unimodal models once (seed 0, 2000 samples, 5 epochs, a few seconds); the hidden tests do
+# the same on other seeds.
 
 # %% [raw]
 # # BEGIN SOLUTION
 
 # %%
-knobs = {"easy": {"coarse": 0.5}, "hard": {"coarse": 4.0}}  # SOLUTION
+knobs = {"easy": {"coarse": 2.0, "fine": 2.0}, "hard": {"coarse": 8.0, "fine": 8.0, "dim": 8}}  # SOLUTION
 
 # %% [raw]
 # # END SOLUTION
@@ -99,29 +113,38 @@ test_q1_knobs_follow_the_rules(knobs)
 
 
 # %%
-def test_q1_hard_dominates_seed_0(knobs):
+def test_q1_hard_is_leaned_on_seed_0(knobs):
+    from modbal_lib.dominance import leaned_on
     from modbal_lib.experiments import Experiment, compare
 
-    experiment = Experiment("seesaw", dataset_options={"knobs": knobs, "num_samples": 1000})
-    table = compare(experiment, ["joint"], [0], epochs=5, ratios=())["joint"][0].table
-    assert table.missing["hard"] < table.missing["easy"], (
-        f"seed 0: missing hard {table.missing['hard']:.1f} is not below missing easy {table.missing['easy']:.1f}")
+    experiment = Experiment("seesaw", dataset_options={"knobs": knobs, "num_samples": 2000})
+    runs = compare(experiment, ["joint", "unimodal_easy", "unimodal_hard"], [0], epochs=5, ratios=(), record=False)
+    leaning = leaned_on({"easy": runs["unimodal_easy"], "hard": runs["unimodal_hard"]}, runs["joint"])
+    easy, hard = leaning.shortfalls["easy"].mean, leaning.shortfalls["hard"].mean
+    assert easy - hard >= 5, f"seed 0: easy's shortfall {easy:.1f} does not exceed hard's {hard:.1f} by 5 points"
 
 
-test_q1_hard_dominates_seed_0(knobs)
+test_q1_hard_is_leaned_on_seed_0(knobs)
 
 
 # %%
 # HIDDEN
-def test_q1_hard_dominates_other_seeds(knobs):
+def test_q1_hard_is_leaned_on_other_seeds(knobs):
+    from modbal_lib.dominance import leaned_on
     from modbal_lib.experiments import Experiment, compare
 
-    experiment = Experiment("seesaw", dataset_options={"knobs": knobs, "num_samples": 1000})
-    for run in compare(experiment, ["joint"], [1, 2], epochs=5, ratios=())["joint"]:
-        assert run.table.missing["hard"] < run.table.missing["easy"], f"seed {run.seed}: easy dominates"
+    experiment = Experiment("seesaw", dataset_options={"knobs": knobs, "num_samples": 2000})
+    runs = compare(experiment, ["joint", "unimodal_easy", "unimodal_hard"], [0, 1, 2], epochs=5, ratios=(),
+                   record=False)
+    alone = {"easy": runs["unimodal_easy"], "hard": runs["unimodal_hard"]}
+    for k in (1, 2):
+        seed = leaned_on({m: [r[k]] for m, r in alone.items()}, [runs["joint"][k]])
+        margin = seed.shortfalls["easy"].mean - seed.shortfalls["hard"].mean
+        assert margin >= 5, f"seed {k}: easy's shortfall exceeds hard's by {margin:.1f} points only"
+    assert leaned_on(alone, runs["joint"]).modality == "hard", "over seeds 0-2 the kit's rule does not name hard"
 
 
-test_q1_hard_dominates_other_seeds(knobs)
+test_q1_hard_is_leaned_on_other_seeds(knobs)
 
 # %% [raw]
 # # END TESTS
@@ -135,21 +158,28 @@ test_q1_hard_dominates_other_seeds(knobs)
 # points: 4
 
 # %% [markdown]
-# ## Question 2. Does BalGrad narrow the gap?
+# ## Question 2. Does BalGrad make the joint model learn more of `easy`?
 #
-# The missing-modality ΔGap is $|\text{score without } easy - \text{score without } hard|$: large
-# when the model leans on one modality. On **your** world (`knobs`, `NUM_SAMPLES` samples):
+# In your world the joint model neglects `easy`. BalGrad [Kim et al., 2025] adds unimodal heads, pulls
+# them towards each other (a KL term reweighted towards the lagging modality) and projects conflicting
+# task gradients; if it works here, the model trained with it should fall less short of easy's ceiling.
+# On **your** world (`knobs`, `NUM_SAMPLES` samples):
 #
-# 1. `runs`: train and evaluate `"joint"` and `"balgrad"` over `SEEDS` for `EPOCHS` epochs with
-#    `modbal_lib.experiments.compare` (pass `ratios=()` to skip the ratio sweep);
-# 2. `gap_joint`, `gap_balgrad`: each method's missing ΔGap over seeds, `modbal_lib.stats.summarize(runs[m],
-#    pick)` with `pick = lambda run: run.table.missing_delta_gap` (mean, sample SD and n);
-# 3. `gap_change`: BalGrad's ΔGap minus joint training's, seed by seed, with the kit's one rule:
-#    `modbal_lib.stats.paired_difference(runs["balgrad"], runs["joint"], pick)`;
-# 4. `balgrad_reduces_gap`: `True` when that difference's verdict is "differs" and it is negative, else `False`.
+# 1. `runs`: train and evaluate `"joint"`, `"balgrad"` and `"unimodal_easy"` over `SEEDS` for `EPOCHS`
+#    epochs with `modbal_lib.experiments.compare` (pass `ratios=()` to skip the ratio sweep);
+# 2. `shortfall_joint`, `shortfall_balgrad`: easy's shortfall under each method,
+#    `shortfall(runs["unimodal_easy"], runs[method], "easy")` (a paired difference: mean, interval, verdict);
+# 3. `shortfall_change`: BalGrad's shortfall minus joint training's, seed by seed, with the kit's one
+#    rule: `paired_difference` of the two methods' per-seed `shortfalls(...)`;
+# 4. `balgrad_learns_more_easy`: `True` when that difference's verdict is "differs" and it is
+#    negative, else `False`.
 #
-# Print the numbers. With two seeds the verdict is "too few seeds": would you claim that BalGrad fixes
-# the dominance you built? How many seeds would you want?
+# Print the numbers. With two seeds the verdict is "too few seeds": would you claim that BalGrad
+# fixes the neglect you built? How many seeds would you want?
+#
+# (Why not the missing-modality ΔGap? On SeeSaw both modalities are needed, so each missing score is
+# low and a model can shrink the gap by doing equally badly without either one; chapter 4 reads Avg
+# there instead. The shortfall asks the question directly: did the model learn what `easy` can tell?)
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -157,18 +187,15 @@ test_q1_hard_dominates_other_seeds(knobs)
 # %%
 # BEGIN SOLUTION
 experiment = Experiment("seesaw", dataset_options={"knobs": knobs, "num_samples": NUM_SAMPLES})
-runs = compare(experiment, ["joint", "balgrad"], SEEDS, epochs=EPOCHS, ratios=())
-def pick(run):
-    return run.table.missing_delta_gap
-
-
-gap_joint = summarize(runs["joint"], pick)
-gap_balgrad = summarize(runs["balgrad"], pick)
-gap_change = paired_difference(runs["balgrad"], runs["joint"], pick)
-balgrad_reduces_gap = gap_change.differs and gap_change.mean < 0
+runs = compare(experiment, ["joint", "balgrad", "unimodal_easy"], SEEDS, epochs=EPOCHS, ratios=())
+shortfall_joint = shortfall(runs["unimodal_easy"], runs["joint"], "easy")
+shortfall_balgrad = shortfall(runs["unimodal_easy"], runs["balgrad"], "easy")
+shortfall_change = paired_difference(shortfalls(runs["unimodal_easy"], runs["balgrad"], "easy"),
+                                     shortfalls(runs["unimodal_easy"], runs["joint"], "easy"))
+balgrad_learns_more_easy = shortfall_change.differs and shortfall_change.mean < 0
 # END SOLUTION
-print(f"missing ΔGap: joint {gap_joint.text()}, BalGrad {gap_balgrad.text()}; BalGrad − joint, seed by seed: "
-      f"Δ {gap_change.text()}; reduces the gap: {balgrad_reduces_gap}")
+print(f"easy's shortfall: joint {shortfall_joint.text()}; BalGrad {shortfall_balgrad.text()}; "
+      f"BalGrad − joint, seed by seed: Δ {shortfall_change.text()}; learns more of easy: {balgrad_learns_more_easy}")
 
 # %% [raw]
 # # END SOLUTION
@@ -177,36 +204,40 @@ print(f"missing ΔGap: joint {gap_joint.text()}, BalGrad {gap_balgrad.text()}; B
 # # BEGIN TESTS
 
 # %%
-def test_q2_runs_cover_both_methods_and_the_seeds(runs, SEEDS):
-    assert set(runs) == {"joint", "balgrad"}, f"runs should hold 'joint' and 'balgrad', not {sorted(runs)}"
+def test_q2_runs_cover_the_methods_and_the_seeds(runs, SEEDS):
+    expected = {"joint", "balgrad", "unimodal_easy"}
+    assert set(runs) == expected, f"runs should hold {sorted(expected)}, not {sorted(runs)}"
     for method, method_runs in runs.items():
         assert [run.seed for run in method_runs] == list(SEEDS), f"{method}: one run per seed in SEEDS"
     assert len(SEEDS) >= 2, "use at least two seeds"
 
 
-test_q2_runs_cover_both_methods_and_the_seeds(runs, SEEDS)
+test_q2_runs_cover_the_methods_and_the_seeds(runs, SEEDS)
 
 
 # %%
 # HIDDEN
-def test_q2_gaps_and_verdict_match_the_runs(runs, gap_joint, gap_balgrad, gap_change, balgrad_reduces_gap):
+def test_q2_shortfalls_and_verdict_match_the_runs(runs, shortfall_joint, shortfall_balgrad, shortfall_change,
+                                                  balgrad_learns_more_easy):
     import math
 
-    from modbal_lib.stats import paired_difference, summarize
+    from modbal_lib.dominance import shortfall, shortfalls
+    from modbal_lib.stats import paired_difference
 
-    def pick(run):
-        return run.table.missing_delta_gap
+    alone = runs["unimodal_easy"]
+    for method, answer in [("joint", shortfall_joint), ("balgrad", shortfall_balgrad)]:
+        expected = shortfall(alone, runs[method], "easy")
+        assert all(math.isclose(a, e, abs_tol=1e-6) for a, e in zip(answer[:4], expected[:4])), f"shortfall_{method}"
+        assert answer.verdict == expected.verdict, f"shortfall_{method}: verdict"
+    expected = paired_difference(shortfalls(alone, runs["balgrad"], "easy"), shortfalls(alone, runs["joint"], "easy"))
+    assert math.isclose(shortfall_change.mean, expected.mean, abs_tol=1e-6), \
+        "shortfall_change: BalGrad's shortfall minus joint's, seed by seed"
+    assert shortfall_change.verdict == expected.verdict, "shortfall_change: the kit's verdict"
+    assert balgrad_learns_more_easy is (expected.differs and expected.mean < 0)
 
-    for method, answer in [("joint", gap_joint), ("balgrad", gap_balgrad)]:
-        expected = summarize(runs[method], pick)
-        assert all(math.isclose(a, e, abs_tol=1e-6) for a, e in zip(answer, expected)), f"gap_{method}"
-    expected = paired_difference(runs["balgrad"], runs["joint"], pick)
-    assert math.isclose(gap_change.mean, expected.mean, abs_tol=1e-6) and gap_change.verdict == expected.verdict, \
-        "gap_change: BalGrad minus joint, seed by seed"
-    assert balgrad_reduces_gap is (expected.differs and expected.mean < 0)
 
-
-test_q2_gaps_and_verdict_match_the_runs(runs, gap_joint, gap_balgrad, gap_change, balgrad_reduces_gap)
+test_q2_shortfalls_and_verdict_match_the_runs(runs, shortfall_joint, shortfall_balgrad, shortfall_change,
+                                              balgrad_learns_more_easy)
 
 
 # %%
@@ -231,7 +262,11 @@ test_q2_runs_were_trained_on_the_designed_world(runs, knobs, SEEDS, EPOCHS, NUM_
 # ## To think about (not graded)
 #
 # 1. Which knob mattered most to tip the see-saw: the loudness of the group cue (`coarse`), the
-#    dimension, or the noise? Change one at a time and watch the missing-modality scores.
+#    dimension, or the noise? Change one at a time and watch both shortfalls.
 # 2. BalGrad's unimodal heads are pulled towards each other by a KL term. In your world, which
-#    modality's head is pulled harder, and why (look at `runs["balgrad"][0].result.history["w_easy"]`)?
+#    modality's KL gradient gets the larger weight, and why (look at
+#    `runs["balgrad"][0].result.history["w_easy"]`)?
 # 3. Re-run Question 2 with more seeds (`SEEDS = [0, 1, 2, 3, 4]`). Does your verdict survive?
+# 4. Which absence costs more in your world (`runs["joint"][0].table.missing`)? Would the protocol's
+#    label ("the modality whose absence costs more dominates") have named `hard` as well, and for the
+#    right reason?
