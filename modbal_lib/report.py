@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from modbal_lib import bench, stats
+from modbal_lib.dominance import leaned_on, shortfall
 from modbal_lib.experiments import Experiment
 from modbal_lib.metrics import higher_is_better
 from modbal_lib.methods import METHODS as REGISTERED_METHODS
@@ -70,12 +71,6 @@ def unimodal_sentence(results: dict) -> str | None:
     return f"Alone, each modality reaches ({results['metric']}, Full): " + ", ".join(f"{m} {s.text()}" for m, s in alone) + "."
 
 
-def shortfall(results: dict, alone: str, missing: str) -> stats.Difference:
-    """How far joint training's ``alone`` branch on its own (``missing`` missing) falls below the
-    ``alone``-only model, seed by seed (negative: it does better than the unimodal model)."""
-    return versus(results, f"unimodal_{alone}", FULL, REFERENCE, lambda table: table.missing[missing])
-
-
 def branch_sentence(results: dict) -> str | None:
     """With two modalities, "a missing" leaves b's branch alone: how far each branch of joint
     training gets on its own, next to the unimodal model of that modality on the same seeds. The
@@ -90,22 +85,21 @@ def branch_sentence(results: dict) -> str | None:
              if f"unimodal_{alone}" in results["methods"]]
     if not pairs:
         return None
+    tables = bench.method_tables(results)
+    joint = tables[REFERENCE]
     parts = [f"{alone}'s branch alone ({missing} missing) scores "
              f"{results['methods'][REFERENCE]['missing'][missing]['mean']:.1f}, short of the {alone}-only model by "
-             f"Δ {shortfall(results, alone, missing).text()}" for alone, missing in pairs]
+             f"Δ {shortfall(tables[f'unimodal_{alone}'], joint, alone).text()}" for alone, missing in pairs]
     sentence = "Inside joint training, " + "; ".join(parts) + "."
     if len(pairs) == 2:
-        (a, a_missing), (b, b_missing) = pairs
-        tables = bench.method_tables(results)
-        first, second, joint = tables[f"unimodal_{a}"], tables[f"unimodal_{b}"], tables[REFERENCE]
-        difference = stats.paired_difference([ua.full - j.missing[a_missing] for ua, j in zip(first, joint)],
-                                             [ub.full - j.missing[b_missing] for ub, j in zip(second, joint)])
-        if difference.differs:
-            leaned, lagging = (a, b) if difference.mean < 0 else (b, a)
-            sentence += (f" Joint training thus leans on **{leaned}**: {lagging}'s branch falls short of its unimodal "
-                         f"model by more than {leaned}'s (difference of the shortfalls {difference.text()}).")
+        leaning = leaned_on({alone: tables[f"unimodal_{alone}"] for alone, _ in pairs}, joint)
+        if leaning.modality:
+            lagging = next(alone for alone, _ in pairs if alone != leaning.modality)
+            sentence += (f" Joint training thus leans on **{leaning.modality}**: {lagging}'s branch falls short of "
+                         f"its unimodal model by more than {leaning.modality}'s (difference of the shortfalls "
+                         f"{leaning.difference.text()}).")
         else:
-            sentence += f" The two shortfalls do not differ by the kit's rule ({difference.text()})."
+            sentence += f" The two shortfalls do not differ by the kit's rule ({leaning.difference.text()})."
         gap = unimodal_gap(results)
         sentence += (f" The two unimodal models differ by {gap.text()} points: the DeltaGap of a model whose "
                      "branches each matched their unimodal model.")
