@@ -22,6 +22,7 @@ from modbal_lib.evaluate import ImpairmentTable, evaluate, predict_score
 from modbal_lib.features import FeatureSet, load_features
 from modbal_lib.metrics import higher_is_better, primary_metric
 from modbal_lib.methods import make, option_hints, method_class
+from modbal_lib.methods.plus_go import split_go
 from modbal_lib import train as training
 from modbal_lib.train import TrainResult, train
 from modbal_lib.utils import parse_bool, progress, select_device
@@ -191,7 +192,7 @@ def mslr_lr_scales(features: FeatureSet, lr: float, epochs: int = 3, seed: int =
 def prepared_options(method: str, options: dict, features: FeatureSet) -> dict:
     """``options`` plus what the experiment layer works out before a method trains: MSLR's ``lr_scales``
     when none are given (searched once on ``features`` with the run's lr, width, fusion and device)."""
-    if method != "mslr" or options.get("lr_scales") is not None:
+    if split_go(method)[0] != "mslr" or options.get("lr_scales") is not None:  # "mslr+go" searches too
         return options
     search = {key: options[key] for key in ("hidden", "fusion", "device") if key in options}
     scales = mslr_lr_scales(features, options.get("lr", 1e-3), epochs=options.get("search_epochs", 3), **search)
