@@ -163,14 +163,15 @@ def a7_reading(model: LateFusion, features: FeatureSet, source: str = "heads") -
 def a7_parts(goal: list[Run], test: FeatureSet, dataset: str) -> dict[str, Part]:
     """GOAL A.7 / Section 3.3 on GOAL's trained models (one run per seed) and a test split: per modality, the
     entropy tracks A.7's variance across samples (Spearman > 0); and AL gives the larger weight to the
-    modality A.7 favours (the AL weight of the smaller-variance modality above 1/M)."""
+    modality A.7 favours (the AL weight of the smaller-variance modality above 1/M, in percentage points)."""
     readings = [a7_reading(run.result.model, test) for run in goal]
     parts = {f"{m}: entropy tracks variance": Part(
         _versus_zero([r[m]["spearman"] for r in readings]), +1,
         f"Spearman(u_i, d_i) of {m}, GOAL, {dataset} test") for m in readings[0]}
-    favoured = [r[min(r, key=lambda m: r[m]["variance"])]["al_weight"] - 1 / len(r) for r in readings]
+    favoured = [100 * (r[min(r, key=lambda m: r[m]["variance"])]["al_weight"] - 1 / len(r)) for r in readings]
     parts["AL favours A.7's modality"] = Part(
-        _versus_zero(favoured), +1, f"AL weight of the smaller-variance modality − 1/M, GOAL, {dataset} test")
+        _versus_zero(favoured), +1,
+        f"AL weight of the smaller-variance modality − 1/M (percentage points), GOAL, {dataset} test")
     return parts
 
 
@@ -365,8 +366,9 @@ def alignment_figure(configs: dict[str, list[TrainResult]], smooth: int = 5, tit
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize="small")
     n = sorted({len(results) for results in configs.values()})
-    figure.suptitle((title + ": " if title else "") + f"GOAL A.15, cos(g^(m), G^(m)) on the branch parameters "
-                    f"(mean ± sample SD over n = {', '.join(map(str, n))} seeds, running mean over {smooth} iterations)")
+    figure.suptitle((title + ": " if title else "") + "GOAL A.15, cos(g^(m), G^(m)) on the branch parameters\n"
+                    f"(mean ± sample SD over n = {', '.join(map(str, n))} seeds, running mean over {smooth} iterations)",
+                    fontsize="medium")
     return figure
 
 
@@ -432,7 +434,7 @@ def convergence_figure(configs: dict[str, list[TrainResult]], key: str = "loss_t
     line at each configuration's mean ``convergence_epoch``."""
     if not configs or any(not results for results in configs.values()):
         raise ValueError("convergence_figure: expected {label: [TrainResult per seed]} with at least one run each")
-    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
+    figure = Figure(figsize=(7.4, 3.8), layout="constrained")
     axis = figure.subplots()
     for number, (label, results) in enumerate(configs.items()):
         means, sds = seed_band([result.curve(key, smooth) for result in results])
@@ -440,8 +442,11 @@ def convergence_figure(configs: dict[str, list[TrainResult]], key: str = "loss_t
         _band(axis, _epochs_axis(results[0], key, len(means), smooth), means, sds, label, style)
         halfway = stats.summarize([convergence_epoch(result, key, smooth) for result in results])
         axis.axvline(halfway.mean, color=style["color"], linestyle=":", linewidth=1.2)
-    axis.set(xlabel="epoch", ylabel=key, title=(title + ": " if title else "") + "GOAL A.16, convergence "
-             f"(dotted: half of the drop, running mean over {smooth} iterations)")
+    n = sorted({len(results) for results in configs.values()})
+    axis.set(xlabel="epoch", ylabel=key, title=(title + ": " if title else "") + "GOAL A.16, convergence\n"
+             f"(mean ± sample SD, n = {', '.join(map(str, n))}; running mean over {smooth} iterations; "
+             "dotted: half of the drop)")
+    axis.title.set_fontsize("medium")
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small")
     return figure
