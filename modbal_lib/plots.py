@@ -18,6 +18,7 @@ Figures are ``matplotlib.figure.Figure`` objects (no pyplot state); ``save`` wri
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -196,4 +197,46 @@ def verdict_figure(counts: dict[str, dict[str, int]], colors: dict[str, str] | N
     axis.set(xlabel="claims", title="The papers' claims by verdict on this kit's data")
     axis.invert_yaxis()
     figure.legend(loc="outside right center", fontsize=8)
+    return figure
+
+
+def grouped_bars_figure(panels: dict[str, dict[str, dict[str, list[float]]]], *, title: str,
+                        xlabel: str = "") -> Figure:
+    """Grouped bars with the single seeds as dots, one panel per quantity (chapter 4: BalGrad's Figs. 8 and 9).
+
+    ``panels``: panel title (a quantity, e.g. "missing ΔGap") -> group (a position on the x axis, e.g. a fusion)
+    -> series (a bar of the group, e.g. a method) -> its per-seed values. Each bar is the mean over seeds, its
+    error bar the sample SD (``stats.summarize``); every group of every panel must have the same series. Group
+    names longer than 20 characters wrap onto more lines.
+    """
+    if not panels:
+        raise ValueError("grouped_bars_figure: no panels to draw")
+    first_panel = next(iter(panels.values()))
+    if not first_panel:
+        raise ValueError(f"grouped_bars_figure: panel {next(iter(panels))!r} has no groups")
+    series = list(next(iter(first_panel.values())))
+    for panel, groups in panels.items():
+        if not groups:
+            raise ValueError(f"grouped_bars_figure: panel {panel!r} has no groups")
+        for group, values in groups.items():
+            if list(values) != series:
+                raise ValueError(f"grouped_bars_figure: panel {panel!r}, group {group!r} has series {list(values)}, "
+                                 f"expected {series} as in the first group")
+    width = 0.8 / len(series)
+    figure = Figure(figsize=(4.0 * len(panels) + 1.8, 3.4), layout="constrained")
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axis, (panel, groups) in zip(axes, panels.items()):
+        for number, name in enumerate(series):
+            x = [k + (number - (len(series) - 1) / 2) * width for k in range(len(groups))]
+            summaries = [summarize(values[name]) for values in groups.values()]
+            axis.bar(x, [s.mean for s in summaries], width, yerr=[s.sd for s in summaries], capsize=3,
+                     color=_style(number)["color"], alpha=0.7, label=name)
+            for position, values in zip(x, groups.values()):
+                axis.plot([position] * len(values[name]), values[name], "k.", markersize=4)
+        labels = [textwrap.fill(group, 20, break_on_hyphens=False) for group in groups]  # long names wrap
+        axis.set_xticks(range(len(groups)), labels)
+        axis.set(title=panel, xlabel=xlabel)
+        axis.grid(axis="y", alpha=0.3)
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize="small")
+    figure.suptitle(title)
     return figure

@@ -170,3 +170,48 @@ def test_verdict_figure_stacks_each_papers_counts():
     assert [t.get_text() for t in figure.legends[0].get_texts()] == ["holds", "does not hold"]
     with pytest.raises(ValueError, match="no papers"):
         verdict_figure({})
+
+
+def test_grouped_bars_figure_draws_means_sds_and_seeds_per_group():
+    from modbal_lib.plots import grouped_bars_figure
+
+    panels = {"missing ΔGap": {"concat": {"joint": [10.0, 14.0], "balgrad": [6.0, 8.0]},
+                               "sum": {"joint": [20.0, 20.0], "balgrad": [1.0, 3.0]}},
+              "Full": {"concat": {"joint": [80.0, 82.0], "balgrad": [79.0, 81.0]},
+                       "sum": {"joint": [70.0, 74.0], "balgrad": [75.0, 75.0]}}}
+    figure = grouped_bars_figure(panels, title="emoji", xlabel="fusion")
+    assert [axis.get_title() for axis in figure.axes] == ["missing ΔGap", "Full"]
+    axis = figure.axes[0]
+    assert [label.get_text() for label in axis.get_xticklabels()] == ["concat", "sum"]
+    bars = axis.patches
+    assert len(bars) == 4  # two groups x two series, the series in order
+    np.testing.assert_allclose([bar.get_height() for bar in bars], [12.0, 20.0, 7.0, 2.0])
+    np.testing.assert_allclose([bar.get_x() + bar.get_width() / 2 for bar in bars], [-0.2, 0.8, 0.2, 1.2])
+    from matplotlib.container import ErrorbarContainer
+
+    errorbars = [collection for container in axis.containers if isinstance(container, ErrorbarContainer)
+                 for collection in container.lines[2]]  # the vertical bars: mean ± SD
+    segments = np.concatenate([collection.get_segments() for collection in errorbars])
+    np.testing.assert_allclose(sorted(abs(s[1, 1] - s[0, 1]) for s in segments),
+                               sorted(2 * np.array([np.std([10, 14], ddof=1), 0.0, np.std([6, 8], ddof=1),
+                                                    np.std([1, 3], ddof=1)])))
+    dots = [line for line in axis.get_lines() if line.get_marker() == "."]
+    np.testing.assert_allclose(sorted(np.concatenate([d.get_ydata() for d in dots])), [1, 3, 6, 8, 10, 14, 20, 20])
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["joint", "balgrad"]
+    assert figure.axes[1].get_xlabel() == "fusion"
+    long_name = grouped_bars_figure({"ΔGap": {"EfficientNet-Lite0, frozen": {"joint": [1.0]}}}, title="t")
+    assert [label.get_text() for label in long_name.axes[0].get_xticklabels()] == ["EfficientNet-Lite0,\nfrozen"]
+
+
+def test_grouped_bars_figure_refuses_what_it_cannot_draw():
+    from modbal_lib.plots import grouped_bars_figure
+
+    with pytest.raises(ValueError, match="no panels"):
+        grouped_bars_figure({}, title="t")
+    with pytest.raises(ValueError, match="panel 'Full' has no groups"):
+        grouped_bars_figure({"ΔGap": {"concat": {"joint": [1.0]}}, "Full": {}}, title="t")
+    with pytest.raises(ValueError, match="group 'sum' has series \\['joint'\\], expected \\['joint', 'balgrad'\\]"):
+        grouped_bars_figure({"ΔGap": {"concat": {"joint": [1.0], "balgrad": [2.0]}, "sum": {"joint": [1.0]}}},
+                            title="t")
+    with pytest.raises(ValueError, match="non-finite"):
+        grouped_bars_figure({"ΔGap": {"concat": {"joint": [float("nan")]}}}, title="t")
