@@ -6,7 +6,10 @@ the ledger (``run_ledger``) trains what the checks need once (``Ledger.runs`` sh
 claims) and gives each claim a ``Finding``: the kit's number with its 95 % interval and one of four
 verdicts — **holds**, **does not hold**, **partly** (the finding says which part), **not testable here**
 (it says why). A comparison is always ``stats.paired_difference`` and its verdict; ``directional``
-turns it into the ledger's words. Chapter 8 renders the ledger; ``make report`` writes
+turns it into the ledger's words, and ``near`` does the same for a measured quantity against a theoretical
+value (a residual slope of 2: the paired difference against that value, within a stated tolerance). The
+first-order claims (BalGrad's Propositions, GOAL's appendix) run ``theory``'s checks on models that
+``Ledger.trained`` trains briefly per seed; BalGrad's Fig. 2 reads ``dominance.first_vs_costliest``. Chapter 8 renders the ledger; ``make report`` writes
 ``results/CLAIMS.md`` (``ledger_markdown``). ``paper_vs_measured`` is the box the chapters show.
 """
 
@@ -16,13 +19,14 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from modbal_lib import stats
+from modbal_lib import stats, theory
 from modbal_lib.bench import DEFAULT_EPOCHS
+from modbal_lib.dominance import first_vs_costliest
 from modbal_lib.experiments import Run, compare, history_mean
 from modbal_lib.plots import ratio_delta_gap
 from modbal_lib.utils import atomic_path
@@ -61,6 +65,10 @@ class Finding:
             raise ValueError(f"Finding.verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
+WARMUP_EPOCHS = {True: 1, False: 5}   # fast / full: training before a first-order check (chapters 3 and 6)
+CHECK_BATCH = {True: 128, False: 256}  # samples a first-order check is measured on (the chapters: 256)
+
+
 @dataclass
 class Ledger:
     """The sizes of one ledger run and the runs it has trained so far (shared between claims).
@@ -78,13 +86,23 @@ class Ledger:
         sizes = {dataset: 1 for dataset in DEFAULT_EPOCHS} if self.fast else DEFAULT_EPOCHS  # the report's, in full
         self.epochs = {**sizes, **self.epochs}
 
-    def runs(self, dataset: str, method: str, **options) -> list[Run]:
-        """``method`` with ``options`` (method and train options) on ``dataset``, one Run per seed, trained once."""
-        key = (dataset, method, tuple(sorted(options.items())))
+    def runs(self, dataset: str, method: str, *, ratios: tuple[float, ...] | None = None, **options) -> list[Run]:
+        """``method`` with ``options`` (method and train options) on ``dataset``, one Run per seed, trained once.
+        ``ratios``: the missing ratios the protocol sweeps (``compare``'s; None: all of them)."""
+        key = (dataset, method, tuple(sorted(options.items()))) + (() if ratios is None else (("ratios", ratios),))
         if key not in self.cache:
             runs = compare(dataset, [f"run={method}"], list(self.seeds), method_options={"run": options},
-                           epochs=self.epochs[dataset])
+                           ratios=ratios, epochs=self.epochs[dataset])
             self.cache[key] = runs["run"]
+        return self.cache[key]
+
+    def trained(self, dataset: str, method: str) -> list[theory.Trained]:
+        """``method`` trained briefly per seed on ``dataset``, the models the first-order checks measure (chapters
+        3 and 6: ``WARMUP_EPOCHS``, batches of ``CHECK_BATCH``), trained once."""
+        key = ("briefly trained", dataset, method, self.fast)
+        if key not in self.cache:
+            self.cache[key] = theory.briefly_trained(dataset, self.seeds, method, epochs=WARMUP_EPOCHS[self.fast],
+                                                     batch_size=CHECK_BATCH[self.fast])
         return self.cache[key]
 
 
@@ -118,9 +136,10 @@ def too_few_seeds(n: int) -> str:
     return f"too few seeds (n={n}; the kit's rule needs {stats.MIN_SEEDS})"
 
 
-def directional(difference: stats.Difference, expect: int, what: str) -> Finding:
-    """A claim that ``difference`` (a paired difference) has the sign of ``expect`` (+1 or -1)."""
-    measured = f"{what}: {difference.text()}"
+def directional(difference: stats.Difference, expect: int, what: str, digits: int = 1) -> Finding:
+    """A claim that ``difference`` (a paired difference) has the sign of ``expect`` (+1 or -1); ``digits``: the
+    decimals the measurement is written with."""
+    measured = f"{what}: {difference.text(digits)}"
     if difference.verdict == stats.TOO_FEW:
         return Finding(measured, NOT_TESTABLE, too_few_seeds(difference.n))
     if difference.differs and math.copysign(1, difference.mean) == expect:
@@ -218,6 +237,138 @@ def step_cost_check(dataset: str, method: str, reference: str, paper_ratio: floa
     return check
 
 
+def near(values, value: float, tolerance: float, what: str, fmt: str = ".3f") -> Finding:
+    """A claim that a measured quantity (one value per seed) equals a theoretical ``value``, e.g. a residual slope
+    of 2. The kit's rule on the paired difference of ``values`` against ``value`` (``stats.paired_difference``)
+    gives the 95 % interval of the mean; the claim **holds** when that interval lies within ±``tolerance`` of
+    ``value`` and **does not hold** otherwise (wholly outside: the quantity is elsewhere; reaching outside: not
+    shown to be there). Below ``stats.MIN_SEEDS`` seeds: not testable here."""
+    values = [float(v) for v in values]
+    difference = stats.paired_difference(values, [value] * len(values))
+    measured = (f"{what}: {value + difference.mean:{fmt}} [{value + difference.low:{fmt}}, "
+                f"{value + difference.high:{fmt}}] (n={difference.n}; theory {value:g})")
+    if difference.verdict == stats.TOO_FEW:
+        return Finding(measured, NOT_TESTABLE, too_few_seeds(difference.n))
+    if -tolerance <= difference.low and difference.high <= tolerance:
+        return Finding(measured, HOLDS, f"within ±{tolerance:g} of {value:g}")
+    if difference.low > tolerance or difference.high < -tolerance:
+        return Finding(measured, DOES_NOT_HOLD, f"outside ±{tolerance:g} of {value:g}")
+    return Finding(measured, DOES_NOT_HOLD, f"the interval reaches beyond ±{tolerance:g} of {value:g}")
+
+
+THEORY_DATASET = "emoji"                 # the data chapters 3 and 6 check the propositions on
+SLOPE_TOLERANCE = 0.2                    # a residual slope within 2 ± 0.2 is second order (chapter 3's bound)
+FLOAT64_EPS = float(np.finfo(np.float64).eps)  # the checks run in float64; round-off is a few of these
+A14_STEP_SIZES = {True: np.logspace(-7, -2, 11), False: np.logspace(-7, -2, 21)}  # fast / full
+
+
+def proposition1_rows(ledger: Ledger) -> list[theory.Proposition1Seed]:
+    """``theory.proposition1_over_seeds`` on the ledger's models, measured once for both readings' claims."""
+    key = ("proposition 1", THEORY_DATASET, ledger.fast)
+    if key not in ledger.cache:
+        ledger.cache[key] = theory.proposition1_over_seeds(ledger.trained(THEORY_DATASET, "joint_unimodal_heads"))
+    return ledger.cache[key]
+
+
+def proposition1_check(ledger: Ledger) -> Finding:
+    """BalGrad Proposition 1, the corrected reading: the residual of −λ(|g_v|² + |g_l|² + |g_T^v + g_T^l|²)
+    against the actual loss change is O(λ²), a log-log slope of 2 (``near``, ±``SLOPE_TOLERANCE``)."""
+    rows = proposition1_rows(ledger)
+    finding = near([r.corrected_slope for r in rows], 2.0, SLOPE_TOLERANCE, "residual slope, corrected reading")
+    errors = stats.summarize([r.corrected_error for r in rows])
+    return replace(finding, measured=f"{finding.measured}; relative error at λ = {theory.STEP_SIZES.min():g}: "
+                                     f"{errors.mean:.1e} (mean of {errors.n})")
+
+
+def proposition1_literal_check(ledger: Ledger) -> Finding:
+    """BalGrad Eq. 1 read literally (the sum over i in {v, l, T}): is it the first-order change, residual slope 2
+    (``near``, ±``SLOPE_TOLERANCE``)? A rate off by |g_T|² leaves a first-order residual, slope 1."""
+    rows = proposition1_rows(ledger)
+    finding = near([r.literal_slope for r in rows], 2.0, SLOPE_TOLERANCE, "residual slope, literal reading")
+    excess = stats.summarize([r.literal_excess for r in rows])
+    detail = finding.detail
+    if finding.verdict == DOES_NOT_HOLD:
+        detail += f"; a first-order error: the literal rate is {excess.mean:+.0%} above the corrected one (|g_T|² twice)"
+    return replace(finding, detail=detail)
+
+
+def proposition2_check(ledger: Ledger) -> Finding:
+    """BalGrad Proposition 2 (Eq. 5), on a batch per seed where G^τ·G^kl < 0. Two parts: Eq. 5 is the first-order
+    change (residual slope 2, ``near``), and the conflict slows the decrease: the measured −ΔL/λ at the smallest
+    step, paired against ‖G^τ‖² + ‖G^kl‖² over the conflicting seeds, is lower (``directional``)."""
+    rows = theory.proposition2_over_seeds(ledger.trained(THEORY_DATASET, "joint_unimodal_heads"))
+    conflicting = [r for r in rows if r.conflict]
+    parts = {"Eq. 5 to first order": near([r.slope for r in rows], 2.0, SLOPE_TOLERANCE, "residual slope of Eq. 5")}
+    if conflicting:
+        slowed = stats.paired_difference([r.measured_rate for r in conflicting],
+                                         [r.rate_without_inner for r in conflicting])
+        parts["a conflict slows the decrease"] = directional(
+            slowed, -1, f"−ΔL/λ minus (‖G^τ‖² + ‖G^kl‖²) on {len(conflicting)} of {len(rows)} seeds with a conflict",
+            digits=3)
+    else:
+        parts["a conflict slows the decrease"] = Finding("no batch with G^τ·G^kl < 0", NOT_TESTABLE,
+                                                         "no seed had a conflicting batch among those tried")
+    return combined(parts)
+
+
+def fig2_check(dataset: str) -> Callable[[Ledger], Finding]:
+    """BalGrad Fig. 2 on ``dataset``: per seed, 1 when the modality learned first is the costliest to lose
+    (``dominance.first_vs_costliest`` on ``joint_unimodal_heads`` runs), 0 otherwise; the claim holds when the
+    agreement beats chance (1/M for M modalities) by the kit's rule (paired against it, ``directional``)."""
+    def check(ledger: Ledger) -> Finding:
+        runs = ledger.runs(dataset, HEADS[0], ratios=(), **HEADS[1])  # Fig. 2a needs no missing-ratio sweep
+        rows = first_vs_costliest(runs)
+        chance = 1 / len(runs[0].result.model.modalities)
+        agreement = stats.paired_difference([float(r.agree) for r in rows], [chance] * len(rows))
+        pairs = ", ".join(f"{r.first or 'none'}/{r.costliest}" for r in rows)
+        return directional(agreement, +1, f"{dataset}: first = costliest on {sum(r.agree for r in rows)} of "
+                                          f"{len(rows)} seeds (first/costliest: {pairs}); agreement − chance")
+    return check
+
+
+def a3_check(ledger: Ledger) -> Finding:
+    """GOAL A.3, the local part: after A.3's affine rescaling, u − Ṽ along the trained model's predictions shrinks
+    like ε³, slope 3 (``near``, ±``SLOPE_TOLERANCE``); max-normalising V alone gives slope 2, shown for contrast."""
+    rows = theory.entropy_variance_over_seeds(ledger.trained(THEORY_DATASET, "goal"),
+                                              samples=16 if ledger.fast else 32)
+    finding = near([r.rescaled_slope for r in rows], 3.0, SLOPE_TOLERANCE, "slope of u − Ṽ near uniform")
+    plain = stats.summarize([r.plain_slope for r in rows])
+    return replace(finding, measured=f"{finding.measured}; u − V/(1 − 1/K): {plain.text(2)}")
+
+
+def a9_check(ledger: Ledger) -> Finding:
+    """GOAL A.9: after GO, each conflicting sample's edited gradient is orthogonal to the other modality's
+    (max |cos| within 10⁶ ε ≈ 2e-10 of 0, round-off) and no sample conflicts any more (share exactly 0); both by
+    ``near``. Without a conflicting sample before GO there is nothing to test."""
+    rows = theory.orthogonality_over_seeds(ledger.trained(THEORY_DATASET, "goal"))
+    before = stats.summarize([r.conflict_before for r in rows])
+    if before.mean == 0:
+        return Finding(f"conflicting samples before GO: {before.text(3)}", NOT_TESTABLE,
+                       "no sample's two feature gradients conflicted before GO")
+    finding = combined({
+        "orthogonal": near([r.max_abs_cos_to_other / FLOAT64_EPS for r in rows], 0.0, 1e6,
+                           "max |cos(g_i'', g_j)| in units of float64's ε", ".2f"),
+        "no conflict left": near([r.conflict_after for r in rows], 0.0, 0.0, "share conflicting after GO")})
+    return replace(finding, measured=f"share conflicting before GO {before.text(3)}; {finding.measured}")
+
+
+def a14_check(ledger: Ledger) -> Finding:
+    """GOAL A.14 with GOAL's own correction Δv, per branch: the relative error of −η H_s Δv against the actual
+    ΔG grows like η in the Taylor regime (slope 1, ``near`` ±``SLOPE_TOLERANCE``), i.e. ΔG = −η H_s Δv + O(η²).
+    A seed whose branch has no Taylor regime (a ReLU switches at once) leaves that part not testable."""
+    rows = theory.indirect_effect_over_seeds(ledger.trained(THEORY_DATASET, "goal"), A14_STEP_SIZES[ledger.fast])
+    parts = {}
+    for m in dict.fromkeys(r.modality for r in rows):
+        slopes = [r.slope for r in rows if r.modality == m]
+        if None in slopes:
+            unread = [r.seed for r in rows if r.modality == m and r.slope is None]
+            parts[m] = Finding(f"{m}: no Taylor regime on seed(s) {unread}", NOT_TESTABLE,
+                               "fewer than 2 step sizes between round-off and the first ReLU switch")
+        else:
+            parts[m] = near(slopes, 1.0, SLOPE_TOLERANCE, f"relative-error slope ({m})")
+    return combined(parts)
+
+
 # --- the ledger -------------------------------------------------------------------------------------------
 
 JOINT = ("joint", {})
@@ -232,7 +383,33 @@ GOAL = ("goal", {})
 GOAL_NEITHER = ("goal", {"adaptive_leveraging": False, "orthogonalization": False})
 NO_DATA = "the paper's dataset is not in this kit's embedded data; run it through a cached real dataset"
 
+FIRST_ORDER_SIZES = ("per seed a model trained 1 epoch (fast) or 5 (full) on emoji, one batch of 128 (fast) or 256 "
+                     "(full) samples, float64")
+
 CLAIMS: list[Claim] = [
+    Claim("balgrad-prop1", "BalGrad", "Section 3.1, Proposition 1 (Eq. 1, Appendix A.1)",
+          "One gradient step lowers the task loss by λ(|g_v|² + |g_l|² + |g_T^v + g_T^l|²) to first order "
+          "(Eq. 1 read over i ∈ {v, l}).", "",
+          "theory.proposition1_over_seeds on joint_unimodal_heads: residual slope of the corrected reading against 2 "
+          f"(±{SLOPE_TOLERANCE}); {FIRST_ORDER_SIZES}", "03_gradients_first_order.ipynb", proposition1_check),
+    Claim("balgrad-prop1-literal", "BalGrad", "Section 3.1, Proposition 1 (Eq. 1 as printed)",
+          "Eq. 1 as printed, its sum running over i ∈ {v, l, T}, is the first-order loss change.", "",
+          "theory.proposition1_over_seeds: residual slope of the literal reading (g_T^T := 0) against 2 "
+          f"(±{SLOPE_TOLERANCE}); {FIRST_ORDER_SIZES}", "03_gradients_first_order.ipynb", proposition1_literal_check),
+    Claim("balgrad-prop2", "BalGrad", "Section 3.2.2, Proposition 2 (Eq. 5, Appendix A.2)",
+          "When the task and KL gradients conflict (G^τ·G^kl < 0), the first-order decrease of L_T + L_kl shrinks "
+          "by 2|G^τ·G^kl|.", "",
+          "theory.proposition2_over_seeds on joint_unimodal_heads, the first batch per seed with G^τ·G^kl < 0: residual "
+          "slope of Eq. 5 against 2, and −ΔL/λ paired against ‖G^τ‖² + ‖G^kl‖²; " + FIRST_ORDER_SIZES,
+          "03_gradients_first_order.ipynb", proposition2_check),
+    Claim("balgrad-fig2-emoji", "BalGrad", "Section 3.1, Fig. 2 (a) and (b)",
+          "The modality whose absence costs most is the one whose loss falls fastest in training (emoji).", "",
+          "dominance.first_vs_costliest on joint_unimodal_heads runs (the ledger's epochs), emoji: per-seed agreement "
+          "(1/0) paired against chance (1/2)", "01_dominant_modality_bias.ipynb", fig2_check("emoji")),
+    Claim("balgrad-fig2-seesaw", "BalGrad", "Section 3.1, Fig. 2 (the reading, on other data)",
+          "The modality whose absence costs most is the one whose loss falls fastest in training (SeeSaw).", "",
+          "dominance.first_vs_costliest on joint_unimodal_heads runs (the ledger's epochs), SeeSaw: per-seed "
+          "agreement (1/0) paired against chance (1/2)", "02_seesaw_controlled_world.ipynb", fig2_check("seesaw")),
     Claim("balgrad-table1-missing", "BalGrad", "Table 1, Missing ΔGap",
           "BalGrad narrows the gap between the image-missing and text-missing scores compared with joint training.",
           "Food-101 missing ΔGap: baseline 50.53, BalGrad 39.54 (Table 1)",
@@ -330,6 +507,20 @@ CLAIMS: list[Claim] = [
           "The classifiers add little GPU memory.", "", "—", "05_cggm.ipynb",
           not_testable="needs a GPU (the peak allocated GPU memory); on a CPU the kit's memory column is only a "
                        "rough signal"),
+    Claim("goal-a3", "GOAL", "Appendix A.3",
+          "Near the uniform distribution, normalised entropy and total variance agree to second order (after an "
+          "affine rescaling), so entropy can stand in for the prediction's variance.", "",
+          "theory.entropy_variance_over_seeds on GOAL's models: slope of u − Ṽ along each prediction's direction "
+          f"(median per seed) against 3 (±{SLOPE_TOLERANCE}); {FIRST_ORDER_SIZES}", "06_goal.ipynb", a3_check),
+    Claim("goal-a9", "GOAL", "Appendix A.9 (Eqs. 9–10)",
+          "After Gradient Orthogonalization the two modalities' edited gradients are orthogonal to each other's and "
+          "no longer conflict.", "",
+          "theory.orthogonality_over_seeds on GOAL's models: max |cos(g_i'', g_j)| against 0 (±10⁶ float64 ε) and the share "
+          f"of conflicting samples after GO against 0; {FIRST_ORDER_SIZES}", "06_goal.ipynb", a9_check),
+    Claim("goal-a14", "GOAL", "Appendix A.14",
+          "GOAL's edit Δv of the fusion gradient changes the next step's unimodal gradient by ΔG ≈ −η H_s Δv.", "",
+          "theory.indirect_effect_over_seeds (edit='goal') on GOAL's models, per branch: slope of the relative error "
+          f"in the Taylor regime against 1 (±{SLOPE_TOLERANCE}); {FIRST_ORDER_SIZES}", "06_goal.ipynb", a14_check),
     Claim("goal-accuracy", "GOAL", "Tables 1 and 2",
           "GOAL raises the fused accuracy over joint training.", "",
           "paired difference of Full, GOAL − joint, emoji", "06_goal.ipynb",

@@ -14,7 +14,8 @@ and 2 — is ``halfway_iteration``: the iteration at which its loss has made hal
 ``modality_curves`` gathers each modality's recorded loss (or accuracy) over training for the runs of
 one method: the unimodal heads' losses L_T^m for a model with heads f_m (what BalGrad's Fig. 2b plots,
 Section 3.1) or, for a model without heads, the loss of each modality's share of the fused logits
-(the kit's stand-in).
+(the kit's stand-in). ``first_vs_costliest`` puts BalGrad's Fig. 2 reading to each seed: is the modality
+learned first the one whose absence costs most?
 
 Which modality a joint model *under-learns* is read against the unimodal ceilings (chapter 2's
 criterion): ``shortfall`` is how far the joint model left with only m falls below the model trained on
@@ -249,6 +250,27 @@ def modality_curves(runs: Sequence[Run], quantity: str = "loss") -> ModalityCurv
     iterations = curves[modalities[0]].shape[1]
     per_epoch = iterations // epochs if epochs else iterations
     return ModalityCurves(runs[0].method, sources.pop(), quantity, curves, max(per_epoch, 1))
+
+
+class FirstAndCostliest(NamedTuple):
+    """BalGrad's Fig. 2 on one run: the modality learned first and the one whose absence costs most."""
+
+    seed: int
+    first: str | None  # whose loss first makes half of its drop (``ModalityCurves.first``; None: no loss fell)
+    costliest: str     # whose absence costs the trained model most (``dominant_modality`` of its table)
+
+    @property
+    def agree(self) -> bool:
+        return self.first == self.costliest
+
+
+def first_vs_costliest(runs: Sequence[Run], smooth: int = 10) -> list[FirstAndCostliest]:
+    """BalGrad's Fig. 2 (Section 3.1) seed by seed, for ``runs`` of one method (one per seed, trained with
+    ``record=True``): the modality whose loss falls first (Fig. 2b: the unimodal heads' losses for a model with
+    heads, ``modality_curves``) against the one whose absence costs most (Fig. 2a: the missing-modality scores,
+    ``dominant_modality``). The paper reads the two as the same modality, the dominant one."""
+    firsts = modality_curves(runs).first(smooth)
+    return [FirstAndCostliest(run.seed, first, dominant_modality(run.table)) for run, first in zip(runs, firsts)]
 
 
 # --- chapter 2's criterion: how much of each modality the joint model did not learn -----------------

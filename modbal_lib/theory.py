@@ -24,6 +24,11 @@ here puts one of these claims to a measurement, most of them on a real model and
   gradient or GOAL's correction of it, ``goal_correction``) changes its unimodal-loss gradient at
   the next step by ΔG ≈ −η H_s Δv (a Hessian-vector product).
 
+Over seeds (``*_over_seeds``, the claims ledger's intervals): ``briefly_trained`` trains a model per seed,
+and each check runs on every seed's model and a batch of the seed's order, returning one row of numbers
+per seed (``proposition1_over_seeds``, ``proposition2_over_seeds``, ``entropy_variance_over_seeds``,
+``orthogonality_over_seeds``, ``indirect_effect_over_seeds``).
+
 A first-order prediction is wrong by O(λ²), so its residual plotted against λ on log-log axes is a
 line of slope 2 (``loglog_slope``); a wrong derivation (a missing or double-counted term) leaves an
 O(λ) residual, slope 1. All checks run on a float64 copy of the model, so that round-off (about
@@ -42,11 +47,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from modbal_lib.features import load_features
+from modbal_lib.featureset import FeatureSet
 from modbal_lib.grads import flatten, loss_grads, rowwise_cosine
 from modbal_lib.methods.balgrad import class_distribution_logits, mutual_kl
 from modbal_lib.methods.base import Step, task_loss
 from modbal_lib.methods.goal import GOAL, normalized_entropy, orthogonalize, total_variance
 from modbal_lib.models import LateFusion
+from modbal_lib.train import train
 
 STEP_SIZES = np.logspace(-5, -2, 7)  # λ from 1e-5 to 1e-2, two per decade and a bit
 
@@ -91,6 +99,15 @@ class FirstOrderCheck:
     def slope(self) -> float:
         """Log-log slope of |residual| against λ (2 for a correct first-order prediction)."""
         return loglog_slope(self.step_sizes, self.residual)
+
+    @property
+    def relative_error(self) -> float:
+        """|actual − predicted| / |predicted| at the smallest step size: O(λ) for a correct prediction, a
+        constant (the share of the rate it gets wrong) for a wrong one."""
+        smallest = int(np.argmin(self.step_sizes))
+        if self.predicted[smallest] == 0:
+            raise ValueError("FirstOrderCheck.relative_error: the prediction is 0 (a zero rate); nothing to compare with")
+        return float(abs(self.residual[smallest] / self.predicted[smallest]))
 
 
 def as_float64(model: LateFusion, inputs: dict[str, Tensor], labels: Tensor):
@@ -396,13 +413,14 @@ def rescaled_total_variance(probs: Tensor) -> Tensor:
     return 1 - num_classes / (2 * math.log(num_classes)) * (1 - 1 / num_classes - total_variance(probs))
 
 
-def entropy_variance_gaps(direction: Tensor, epsilons: Sequence[float]) -> np.ndarray:
+def entropy_variance_gaps(direction: Tensor, epsilons: Sequence[float], rescaled: bool = True) -> np.ndarray:
     r"""u(p) − Ṽ(p) at p = uniform + ε d for each ε (``rescaled_total_variance``; float64).
 
     ``direction`` d must sum to 0 (p stays a distribution) and uniform + ε d must be positive.
     With x = K ε d the gap is K² ε³ sum d_k³ / (6 log K) + O(ε⁴) (``predicted_gap_coefficient``
     gives the ε³ coefficient): third order in general, fourth order when sum d_k³ = 0
-    (e.g. d = (1, −1, 0, ..)).
+    (e.g. d = (1, −1, 0, ..)). ``rescaled=False`` gives u(p) − V(p)/(1 − 1/K) instead, V normalised by its
+    maximum only: second order, the two parting already in curvature.
     """
     direction = torch.as_tensor(direction, dtype=torch.float64)
     if abs(float(direction.sum())) > 1e-12:
@@ -411,7 +429,8 @@ def entropy_variance_gaps(direction: Tensor, epsilons: Sequence[float]) -> np.nd
     probs = torch.stack([uniform + eps * direction for eps in epsilons])
     if (probs <= 0).any():
         raise ValueError("entropy_variance_gaps: uniform + eps * direction has non-positive entries; use smaller eps")
-    return (entropy_of(probs) - rescaled_total_variance(probs)).numpy()
+    variance = rescaled_total_variance(probs) if rescaled else total_variance(probs) / (1 - 1 / len(direction))
+    return (entropy_of(probs) - variance).numpy()
 
 
 def predicted_gap_coefficient(direction: Tensor) -> float:
@@ -610,3 +629,208 @@ def indirect_effect_check(model: LateFusion, inputs: dict[str, Tensor], labels: 
             p.copy_(p0)
     return IndirectEffectCheck(np.asarray(step_sizes, dtype=float), np.asarray(errors), np.asarray(cosines),
                                np.asarray(norms), np.asarray(flipped))
+
+
+# --- the checks over seeds: per-seed numbers for the claims ledger's intervals ---------------------
+
+@dataclass
+class Trained:
+    """One seed's setting for a check: a model trained briefly on ``features`` with that seed, and the seed's
+    shuffled order of the samples, cut into batches of ``batch_size`` (seed 0's first batch is the one
+    chapters 3 and 6 check on)."""
+
+    seed: int
+    model: LateFusion
+    features: FeatureSet
+    batch_size: int
+
+    @property
+    def batches(self) -> int:
+        """How many whole batches the seed's order holds."""
+        return len(self.features) // self.batch_size
+
+    def batch(self, index: int = 0) -> tuple[dict[str, Tensor], Tensor]:
+        """The inputs and labels of batch ``index`` in the seed's shuffled order of the samples."""
+        if not 0 <= index < self.batches:
+            raise ValueError(f"Trained.batch: index must be in 0..{self.batches - 1} ({len(self.features)} samples, "
+                             f"batches of {self.batch_size}), got {index}")
+        order = torch.randperm(len(self.features), generator=torch.Generator().manual_seed(self.seed))
+        rows = order[index * self.batch_size : (index + 1) * self.batch_size]
+        return {m: x[rows] for m, x in self.features.features.items()}, self.features.labels[rows]
+
+
+def briefly_trained(data: FeatureSet | str, seeds: Sequence[int], method: str = "joint_unimodal_heads", *,
+                    epochs: int = 1, batch_size: int = 256, fusion: str = "concat") -> list[Trained]:
+    """Per seed, ``method`` trained for ``epochs`` on ``data`` (a FeatureSet, or a dataset name: its training
+    split) with that seed: the models the ``*_over_seeds`` checks measure, as chapters 3 and 6 do on seed 0.
+    Everything is checked before anything trains."""
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) < len(seeds):
+        raise ValueError(f"briefly_trained: seeds must be distinct integers, at least one; got {seeds}")
+    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 2)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ValueError(f"briefly_trained: {name} must be an integer >= {least}, got {value!r}")
+    features = load_features(data, "train") if isinstance(data, str) else data
+    if batch_size > len(features):
+        raise ValueError(f"briefly_trained: batch_size {batch_size} is larger than the {len(features)} samples")
+    return [Trained(seed, train(features, method, epochs=epochs, fusion=fusion, seed=seed, record=False,
+                                show_progress=False).model, features, batch_size)
+            for seed in seeds]
+
+
+def _settings(trained: Sequence[Trained], what: str) -> list[Trained]:
+    trained = list(trained)
+    if not trained or not all(isinstance(t, Trained) for t in trained):
+        raise ValueError(f"{what}: expected a non-empty list of Trained (one per seed, from briefly_trained)")
+    return trained
+
+
+@dataclass(frozen=True)
+class Proposition1Seed:
+    """Proposition 1 on one seed's model and first batch (``proposition1_check``, ``proposition1_readings``)."""
+
+    seed: int
+    corrected_slope: float   # residual slope of the corrected statement, = Eq. 1 over i in {v, l} (2: first order)
+    literal_slope: float     # residual slope of Eq. 1 read with i in {v, l, T} (1: its rate is wrong)
+    corrected_error: float   # relative error at the smallest step, corrected statement
+    literal_error: float     # relative error at the smallest step, literal reading
+    literal_excess: float    # literal rate / corrected rate − 1: how much the classifier counted twice adds
+
+
+def proposition1_over_seeds(trained: Sequence[Trained], step_sizes: Sequence[float] = STEP_SIZES
+                            ) -> list[Proposition1Seed]:
+    """BalGrad Proposition 1 (Section 3.1, Eq. 1) checked on each seed's model and first batch, as chapter 3
+    checks it on seed 0: the residual slope and relative error of the corrected statement and of the literal
+    reading of the printed equation."""
+    rows = []
+    for setting in _settings(trained, "proposition1_over_seeds"):
+        inputs, labels = setting.batch()
+        readings = proposition1_readings(proposition1_check(setting.model, inputs, labels, setting.features.task,
+                                                            step_sizes))
+        corrected, literal = readings["corrected"], readings["literal"]
+        rows.append(Proposition1Seed(setting.seed, corrected.slope, literal.slope, corrected.relative_error,
+                                     literal.relative_error, literal.terms["rate"] / corrected.terms["rate"] - 1))
+    return rows
+
+
+@dataclass(frozen=True)
+class Proposition2Seed:
+    """Proposition 2 on one seed's model and a batch where the task and KL gradients conflict."""
+
+    seed: int
+    batch: int                 # which batch of the seed's order was checked
+    inner: float               # 2 G^τ·G^kl (negative: the two gradients conflict)
+    slope: float               # residual slope of Eq. 5's prediction of the joint loss change (2: first order)
+    rate_without_inner: float  # ‖G^τ‖² + ‖G^kl‖²: the decrease per unit step if the two did not interact
+    measured_rate: float       # −ΔL/η at the smallest step: the decrease per unit step the step actually made
+
+    @property
+    def conflict(self) -> bool:
+        return self.inner < 0
+
+
+def proposition2_over_seeds(trained: Sequence[Trained], step_sizes: Sequence[float] = STEP_SIZES,
+                            tries: int = 10) -> list[Proposition2Seed]:
+    """BalGrad Proposition 2 (Eq. 5) checked on each seed's model (``proposition2_check``; it needs unimodal
+    heads), on the first of the seed's batches (at most ``tries``) where G^τ·G^kl < 0: a conflict should eat
+    into the decrease, so the measured rate falls short of ‖G^τ‖² + ‖G^kl‖² by about |2 G^τ·G^kl|. A seed
+    with no conflicting batch among those tried keeps its last batch (``conflict`` False)."""
+    if not isinstance(tries, int) or tries < 1:
+        raise ValueError(f"proposition2_over_seeds: tries must be an integer >= 1, got {tries!r}")
+    rows = []
+    for setting in _settings(trained, "proposition2_over_seeds"):
+        for index in range(min(tries, setting.batches)):
+            joint, _ = proposition2_check(setting.model, *setting.batch(index), setting.features.task, step_sizes)
+            if joint.terms["inner"] < 0:
+                break
+        smallest = int(np.argmin(joint.step_sizes))
+        rows.append(Proposition2Seed(setting.seed, index, joint.terms["inner"], joint.slope,
+                                     joint.terms["task"] + joint.terms["kl"],
+                                     float(-joint.actual[smallest] / joint.step_sizes[smallest])))
+    return rows
+
+
+@dataclass(frozen=True)
+class EntropyVarianceSeed:
+    """GOAL A.3's local agreement along one seed's model's predictions (medians over the predictions)."""
+
+    seed: int
+    rescaled_slope: float  # log-log slope of u − Ṽ near uniform (3: they agree to second order)
+    plain_slope: float     # the same for u − V/(1 − 1/K) (2: without A.3's affine map they part at second order)
+    directions: int        # predictions measured
+
+
+def entropy_variance_over_seeds(trained: Sequence[Trained], epsilons: Sequence[float] = np.logspace(-2, -4, 5),
+                                samples: int = 32) -> list[EntropyVarianceSeed]:
+    """GOAL A.3 along the directions a trained model's predictions point to: for the first ``samples`` rows of
+    each seed's first batch and each modality's unimodal head (the predictions AL takes the entropy of), d =
+    p − uniform, and the gaps of ``entropy_variance_gaps`` at uniform + ε d/max|d| for each ε. A prediction
+    that is uniform (d = 0) points nowhere and is skipped. Needs unimodal heads and a multiclass task."""
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"entropy_variance_over_seeds: samples must be an integer >= 1, got {samples!r}")
+    rows = []
+    for setting in _settings(trained, "entropy_variance_over_seeds"):
+        if setting.model.unimodal_heads is None or setting.features.task != "multiclass":
+            raise ValueError("entropy_variance_over_seeds: needs a model with unimodal heads on a multiclass task "
+                             f"(predicted distributions); got heads {setting.model.unimodal_heads is not None}, "
+                             f"task {setting.features.task!r}")
+        model, inputs, labels = as_float64(setting.model, *setting.batch())
+        with torch.no_grad():
+            logits = model(inputs).unimodal_logits
+        directions = [p - 1 / p.numel() for m in model.modalities for p in logits[m][:samples].softmax(-1)]
+        directions = [d - d.mean() for d in directions if float(d.abs().max()) > 1e-8]  # sums to 0 to round-off
+        if not directions:
+            raise ValueError(f"entropy_variance_over_seeds: every prediction of seed {setting.seed} is uniform")
+        slopes = {rescaled: float(np.median([
+            loglog_slope(epsilons, entropy_variance_gaps(d, np.asarray(epsilons) / float(d.abs().max()), rescaled))
+            for d in directions])) for rescaled in (True, False)}
+        rows.append(EntropyVarianceSeed(setting.seed, slopes[True], slopes[False], len(directions)))
+    return rows
+
+
+@dataclass(frozen=True)
+class OrthogonalitySeed:
+    """GOAL A.9 on one seed's model and first batch (``orthogonality_check``)."""
+
+    seed: int
+    conflict_before: float       # share of samples whose two feature gradients conflict before GO
+    conflict_after: float        # the same after GO (0 if A.9 holds)
+    max_abs_cos_to_other: float  # max |cos(g_i'', g_j)| over conflicting samples (0 up to round-off)
+
+
+def orthogonality_over_seeds(trained: Sequence[Trained]) -> list[OrthogonalitySeed]:
+    """GOAL A.9 (Eqs. 9–10) on each seed's model and first batch, as chapter 6 checks it on seed 0."""
+    rows = []
+    for setting in _settings(trained, "orthogonality_over_seeds"):
+        result = orthogonality_check(setting.model, *setting.batch(), setting.features.task)
+        rows.append(OrthogonalitySeed(setting.seed, result["conflict_before"], result["conflict_after"],
+                                      result["max_abs_cos_to_other"]))
+    return rows
+
+
+@dataclass(frozen=True)
+class IndirectEffectSeed:
+    """GOAL A.14 on one seed's model, first batch and one branch (``indirect_effect_check``)."""
+
+    seed: int
+    modality: str
+    slope: float | None       # relative-error slope in the Taylor regime (1: ΔG = −η H_s Δv + O(η²));
+    min_cosine: float | None  # smallest cos(ΔG, −η H_s Δv) there; both None when the regime has < 2 step sizes
+
+
+def indirect_effect_over_seeds(trained: Sequence[Trained], step_sizes: Sequence[float] = np.logspace(-7, -2, 21),
+                               edit: str = "goal", T: float = 1.0) -> list[IndirectEffectSeed]:
+    """GOAL A.14 on each seed's model and first batch, for every branch: one row per seed and modality.
+    A branch whose Taylor regime (between round-off and the first ReLU switch) holds fewer than two step
+    sizes has no slope to read (None); a finer grid of ``step_sizes`` may find one."""
+    rows = []
+    for setting in _settings(trained, "indirect_effect_over_seeds"):
+        inputs, labels = setting.batch()
+        for m in setting.model.modalities:
+            check = indirect_effect_check(setting.model, inputs, labels, setting.features.task, m, step_sizes,
+                                          edit, T)
+            regime = check.taylor_regime
+            readable = regime.sum() >= 2
+            rows.append(IndirectEffectSeed(setting.seed, m, check.slope if readable else None,
+                                           float(check.cosine[regime].min()) if readable else None))
+    return rows

@@ -7,10 +7,14 @@ import sys
 
 import pytest
 
-from modbal_lib import claims, stats
+import numpy as np
+
+from helpers import toy_features
+from modbal_lib import claims, stats, theory
 from modbal_lib.claims import paper_vs_measured
 from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Run
+from modbal_lib.train import train
 
 
 def test_box_has_claim_paper_and_measurement():
@@ -88,6 +92,126 @@ def test_unimodal_loss_gap_reads_the_last_fifth_of_training():
     assert claims.unimodal_loss_gap(fake_runs([0], history=history)[0]) == pytest.approx(0.625)
     with pytest.raises(ValueError, match="two modalities"):
         claims.unimodal_loss_gap(fake_runs([0], history={"loss_uni_a": [1.0]})[0])
+
+
+def test_near_holds_inside_the_tolerance_and_not_outside():
+    inside = claims.near([2.01, 1.99, 2.02], 2.0, 0.2, "slope")
+    assert inside.verdict == claims.HOLDS and inside.detail == "within ±0.2 of 2"
+    assert inside.measured.startswith("slope: 2.007 [") and "(n=3; theory 2)" in inside.measured
+    outside = claims.near([1.01, 0.99, 1.0], 2.0, 0.2, "slope")
+    assert outside.verdict == claims.DOES_NOT_HOLD and outside.detail == "outside ±0.2 of 2"
+    wide = claims.near([1.5, 2.5, 2.0], 2.0, 0.2, "slope")      # mean on target, interval too wide to say
+    assert wide.verdict == claims.DOES_NOT_HOLD and "reaches beyond" in wide.detail
+    exact = claims.near([0.0, 0.0, 0.0], 0.0, 0.0, "share")
+    assert exact.verdict == claims.HOLDS
+    assert claims.near([2.0, 2.0], 2.0, 0.2, "slope").verdict == claims.NOT_TESTABLE
+
+
+def test_directional_writes_the_digits_it_is_given():
+    difference = stats.paired_difference([1.0, 2.0, 3.0], [1.25, 2.25, 3.5])
+    assert claims.directional(difference, -1, "x", digits=3).measured == f"x: {difference.text(3)}"
+
+
+# --- the motivating claims: first-order checks and Fig. 2, on small data ---------------------------------
+
+MOTIVATING = ("balgrad-prop1", "balgrad-prop1-literal", "balgrad-prop2", "balgrad-fig2-emoji", "balgrad-fig2-seesaw",
+              "goal-a3", "goal-a9", "goal-a14")
+
+
+@pytest.fixture(scope="module")
+def toy_trained():
+    """Toy models per seed (0, 1, 2, 4) in place of the ledger's emoji ones: seed 2 has no batch where the task
+    and KL gradients conflict, the others have one."""
+    features = toy_features(n=64)
+    return {method: theory.briefly_trained(features, [0, 1, 2, 4], method, epochs=1, batch_size=32)
+            for method in ("joint_unimodal_heads", "goal")}
+
+
+def toy_ledger(toy_trained, seeds):
+    ledger = claims.Ledger(fast=True, seeds=seeds)
+    for method, trained in toy_trained.items():
+        ledger.cache[("briefly trained", claims.THEORY_DATASET, method, True)] = [t for t in trained if t.seed in seeds]
+    return ledger
+
+
+def claim(key):
+    return next(c for c in claims.CLAIMS if c.key == key)
+
+
+def test_first_order_claims_on_toy_models(toy_trained):
+    ledger = toy_ledger(toy_trained, (0, 1, 4))
+    found = {key: claim(key).run(ledger) for key in ("balgrad-prop1", "balgrad-prop1-literal", "balgrad-prop2",
+                                                     "goal-a3", "goal-a9", "goal-a14")}
+    assert {key: f.verdict for key, f in found.items()} == {
+        "balgrad-prop1": claims.HOLDS, "balgrad-prop1-literal": claims.DOES_NOT_HOLD, "balgrad-prop2": claims.PARTLY,
+        "goal-a3": claims.HOLDS, "goal-a9": claims.HOLDS, "goal-a14": claims.HOLDS}
+    assert found["balgrad-prop1"].measured.startswith("residual slope, corrected reading: 2.00")
+    assert found["balgrad-prop1-literal"].measured.startswith("residual slope, literal reading: 1.00")
+    assert "a first-order error" in found["balgrad-prop1-literal"].detail
+    # every toy seed's conflict slows its step, but by amounts too unequal (2 G^τ·G^kl from -0.0003 to -0.012) for
+    # an interval from 3 seeds to exclude 0
+    assert "on 3 of 3 seeds with a conflict" in found["balgrad-prop2"].measured
+    assert found["balgrad-prop2"].detail == "holds for Eq. 5 to first order only"
+    assert found["goal-a3"].measured.startswith("slope of u − Ṽ near uniform: 2.99")
+    assert "share conflicting after GO: 0.000 [0.000, 0.000] (n=3; theory 0)" in found["goal-a9"].measured
+    assert "relative-error slope (easy): 1.000" in found["goal-a14"].measured
+    # seed 2 has no conflicting batch: the conflict part rests on 2 seeds, too few for the kit's rule
+    partial = claim("balgrad-prop2").run(toy_ledger(toy_trained, (0, 1, 2)))
+    assert partial.verdict == claims.NOT_TESTABLE and "on 2 of 3 seeds with a conflict" in partial.measured
+    fast = claim("balgrad-prop1").run(toy_ledger(toy_trained, (0, 1)))
+    assert fast.verdict == claims.NOT_TESTABLE and "too few seeds (n=2" in fast.detail
+
+
+def test_proposition2_rule_conflicting_seeds_only(monkeypatch):
+    """The conflict part pairs −ΔL/λ with ‖G^τ‖² + ‖G^kl‖² over the seeds that have a conflict only."""
+    def rows(*inner):
+        return [theory.Proposition2Seed(seed, 0, i, 2.0 + 0.01 * seed, 10.0, 10.0 + i + 0.001 * seed)
+                for seed, i in enumerate(inner)]
+
+    ledger = FakeLedger({("briefly trained", claims.THEORY_DATASET, "joint_unimodal_heads", True): []})
+    monkeypatch.setattr(theory, "proposition2_over_seeds", lambda trained: rows(-0.3, -0.32, -0.29, 0.1))
+    finding = claims.proposition2_check(ledger)
+    assert finding.verdict == claims.HOLDS and "on 3 of 4 seeds with a conflict: -0.30" in finding.measured
+    monkeypatch.setattr(theory, "proposition2_over_seeds", lambda trained: rows(0.3, 0.2, 0.1))
+    finding = claims.proposition2_check(ledger)
+    assert finding.verdict == claims.NOT_TESTABLE and "no seed had a conflicting batch" in finding.detail
+
+
+def heads_runs(firsts, costliest):
+    """joint_unimodal_heads runs on the toy modalities, one per seed: ``firsts[s]``'s loss falls first,
+    ``costliest[s]``'s absence costs most."""
+    iterations = np.arange(40)
+    runs = []
+    for seed, (first, dear) in enumerate(zip(firsts, costliest)):
+        result = train(toy_features(n=64, seed=seed), "joint_unimodal_heads", epochs=1, batch_size=64, device="cpu",
+                       record=False, show_progress=False)
+        slow = next(m for m in ("easy", "hard") if m != first)
+        result.history = {f"loss_uni_{first}": list(np.exp(-iterations / 4)),
+                          f"loss_uni_{slow}": list(np.exp(-iterations / 20))}
+        missing = {m: 30.0 if m == dear else 45.0 for m in ("easy", "hard")}
+        runs.append(Run("joint_unimodal_heads", seed, result, ImpairmentTable("accuracy", 50.0, missing, {})))
+    return runs
+
+
+def test_fig2_claims_count_the_seeds_where_the_first_learned_is_the_costliest():
+    fig2 = {("emoji", "joint_unimodal_heads", (), ("ratios", ())): heads_runs(["easy"] * 3, ["easy"] * 3),
+            ("seesaw", "joint_unimodal_heads", (), ("ratios", ())): heads_runs(["easy"] * 3, ["hard"] * 3)}
+    ledger = FakeLedger(fig2)
+    emoji, seesaw = claim("balgrad-fig2-emoji").run(ledger), claim("balgrad-fig2-seesaw").run(ledger)
+    assert emoji.verdict == claims.HOLDS and "first = costliest on 3 of 3 seeds" in emoji.measured
+    assert seesaw == claims.Finding(
+        "seesaw: first = costliest on 0 of 3 seeds (first/costliest: easy/hard, easy/hard, easy/hard); agreement − "
+        f"chance: {stats.paired_difference([0.0] * 3, [0.5] * 3).text()}", claims.DOES_NOT_HOLD, "the opposite direction")
+    mixed = FakeLedger({("emoji", "joint_unimodal_heads", (), ("ratios", ())):
+                        heads_runs(["easy"] * 3, ["easy", "hard", "easy"])})
+    assert claim("balgrad-fig2-emoji").run(mixed).detail == "within seed noise"
+
+
+def test_the_motivating_claims_are_in_the_ledger():
+    for key in MOTIVATING:
+        record = claim(key)
+        assert record.check is not None and record.paper in ("BalGrad", "GOAL")
+        assert (claims.Path(__file__).resolve().parents[1] / "chapters" / record.chapter).is_file()
 
 
 def test_every_claim_is_well_formed_and_keys_are_unique():

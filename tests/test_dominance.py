@@ -13,6 +13,7 @@ from modbal_lib.dominance import (
     Dominance,
     curve_source,
     dominant_modality,
+    first_vs_costliest,
     halfway_iteration,
     leaned_on,
     learns_first,
@@ -207,6 +208,27 @@ def test_modality_curves_name_their_source_and_reject_mixtures():
         modality_curves([shares], "auc")
     with pytest.raises(ValueError, match="no runs"):
         modality_curves([])
+
+
+def test_first_vs_costliest_pairs_who_learns_first_with_whose_absence_costs_most():
+    """BalGrad's Fig. 2 per seed: easy's loss falls first on every seed; its absence costs most on seeds 0 and 2."""
+    iterations = np.arange(40)
+    runs = [run_with_history("joint_unimodal_heads", seed, {
+        "loss_uni_easy": list(2 * np.exp(-iterations / 4)), "loss_uni_hard": list(2 * np.exp(-iterations / 20))})
+        for seed in (0, 1, 2)]
+    for run, missing in zip(runs, ({"easy": 30.0, "hard": 45.0}, {"easy": 45.0, "hard": 30.0},
+                                   {"easy": 20.0, "hard": 21.0})):
+        run.table = table(missing)
+    rows = first_vs_costliest(runs, smooth=1)
+    assert [(r.seed, r.first, r.costliest, r.agree) for r in rows] == [
+        (0, "easy", "easy", True), (1, "easy", "hard", False), (2, "easy", "easy", True)]
+    flat = run_with_history("joint_unimodal_heads", 0, {"loss_uni_easy": [1.0] * 20, "loss_uni_hard": [1.0] * 20})
+    assert first_vs_costliest([flat], smooth=1)[0].first is None and not first_vs_costliest([flat], smooth=1)[0].agree
+    mae = run_with_history("joint_unimodal_heads", 0, {"loss_uni_easy": [1.0] * 20, "loss_uni_hard": [1.0] * 20})
+    mae.table = table({"easy": 2.0, "hard": 3.0}, metric="mae")      # lower is better: hard's absence costs most
+    assert first_vs_costliest([mae], smooth=1)[0].costliest == "hard"
+    with pytest.raises(ValueError, match="record=True"):
+        first_vs_costliest([run_with_history("joint_unimodal_heads", 0, {})])
 
 
 def test_shortfall_is_the_ceiling_minus_the_joint_model_left_with_only_that_modality():

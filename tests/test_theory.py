@@ -405,3 +405,108 @@ def test_goal_correction_is_the_edit_back_propagated_into_the_branch():
     assert check.smooth.all() and 0.8 <= check.slope <= 1.2 and check.cosine[0] > 0.99999
     with pytest.raises(ValueError, match="edit must be one of"):
         theory.indirect_effect_check(model, inputs, labels, "multiclass", "hard", edit="parameter")
+
+
+# --- the checks over seeds (the claims ledger's numbers) ---------------------------------------
+
+@pytest.fixture(scope="module")
+def seeded():
+    """Per seed 0, 1, 2: joint_unimodal_heads and GOAL trained one epoch on the toy features, batches of 32."""
+    features = toy_features(n=64)
+    return {method: theory.briefly_trained(features, [0, 1, 2], method, epochs=1, batch_size=32)
+            for method in ("joint_unimodal_heads", "goal")}
+
+
+def test_briefly_trained_gives_one_model_per_seed_and_the_seeds_batches(seeded):
+    trained = seeded["joint_unimodal_heads"]
+    assert [t.seed for t in trained] == [0, 1, 2] and all(t.batches == 2 for t in trained)
+    first, second = (flatten(list(t.model.parameters())) for t in trained[:2])
+    assert not torch.equal(first, second)                       # each seed its own model
+    inputs, labels = trained[0].batch()
+    rows = torch.randperm(64, generator=torch.Generator().manual_seed(0))[:32]   # the chapters' batch of seed 0
+    assert torch.equal(labels, trained[0].features.labels[rows]) and inputs["easy"].shape == (32, 8)
+    assert not torch.equal(trained[0].batch(1)[1], labels)
+    with pytest.raises(ValueError, match="index must be in 0..1"):
+        trained[0].batch(2)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(seeds=[]), "seeds must be distinct integers"),
+    (dict(seeds=[0, 0]), "seeds must be distinct integers"),
+    (dict(seeds=[True]), "seeds must be distinct integers"),
+    (dict(seeds=[0], epochs=0), "epochs must be an integer >= 1"),
+    (dict(seeds=[0], batch_size=1), "batch_size must be an integer >= 2"),
+    (dict(seeds=[0], batch_size=65), "batch_size 65 is larger than the 64 samples"),
+])
+def test_briefly_trained_refuses_bad_sizes_before_training(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        theory.briefly_trained(toy_features(n=64), **arguments)
+
+
+def test_checks_over_seeds_need_trained_settings():
+    for check in (theory.proposition1_over_seeds, theory.proposition2_over_seeds, theory.entropy_variance_over_seeds,
+                  theory.orthogonality_over_seeds, theory.indirect_effect_over_seeds):
+        with pytest.raises(ValueError, match="non-empty list of Trained"):
+            check([])
+
+
+def test_relative_error_at_the_smallest_step():
+    check = theory.FirstOrderCheck(np.array([1e-2, 1e-4]), np.array([-2.0, -0.02]), np.array([-1.9, -0.0199]), {})
+    assert check.relative_error == pytest.approx(0.005)
+    with pytest.raises(ValueError, match="prediction is 0"):
+        _ = theory.FirstOrderCheck(np.array([1e-3]), np.array([0.0]), np.array([1e-9]), {}).relative_error
+
+
+def test_proposition1_over_seeds_corrected_second_order_literal_first_order(seeded):
+    rows = theory.proposition1_over_seeds(seeded["joint_unimodal_heads"])
+    assert [r.seed for r in rows] == [0, 1, 2]
+    for r in rows:
+        assert abs(r.corrected_slope - 2) < 0.1 and abs(r.literal_slope - 1) < 0.1
+        assert r.corrected_error < 1e-3 and r.literal_error > 0.1
+        assert r.literal_excess > 0                             # |g_T|² added on top of the corrected rate
+        assert r.literal_error == pytest.approx(r.literal_excess / (1 + r.literal_excess), rel=1e-3)
+
+
+def test_proposition2_over_seeds_a_conflict_slows_the_decrease_by_its_inner_product(seeded):
+    rows = theory.proposition2_over_seeds(seeded["joint_unimodal_heads"])
+    assert [r.seed for r in rows] == [0, 1, 2]
+    for r in rows:
+        assert abs(r.slope - 2) < 0.1 and isinstance(r.measured_rate, float)
+        # −ΔL/λ at a small step ≈ ‖G^τ‖² + ‖G^kl‖² + 2 G^τ·G^kl
+        assert r.measured_rate - r.rate_without_inner == pytest.approx(r.inner, rel=0.05)
+        assert r.conflict == (r.inner < 0) and (r.measured_rate < r.rate_without_inner) == r.conflict
+        assert r.batch == 0 or r.conflict or r.batch == 1       # searched on until a conflict or out of batches
+    with pytest.raises(ValueError, match="tries must be an integer >= 1"):
+        theory.proposition2_over_seeds(seeded["joint_unimodal_heads"], tries=0)
+
+
+def test_entropy_variance_over_seeds_third_order_after_rescaling_second_without(seeded):
+    rows = theory.entropy_variance_over_seeds(seeded["goal"], samples=4)
+    for r in rows:
+        assert abs(r.rescaled_slope - 3) < 0.1 and abs(r.plain_slope - 2) < 0.1 and r.directions == 8
+    with pytest.raises(ValueError, match="unimodal heads on a multiclass task"):
+        theory.entropy_variance_over_seeds(theory.briefly_trained(toy_features(n=64), [0], "joint", batch_size=32))
+    with pytest.raises(ValueError, match="samples must be an integer >= 1"):
+        theory.entropy_variance_over_seeds(seeded["goal"], samples=0)
+
+
+def test_entropy_variance_gaps_without_rescaling_is_the_max_normalised_variance():
+    direction = torch.tensor([0.3, -0.1, -0.2, 0.0], dtype=torch.float64)
+    epsilons = [0.1, 0.01]
+    probs = torch.stack([torch.full((4,), 0.25, dtype=torch.float64) + e * direction for e in epsilons])
+    expected = theory.entropy_of(probs) - total_variance(probs) / (1 - 1 / 4)
+    np.testing.assert_allclose(theory.entropy_variance_gaps(direction, epsilons, rescaled=False), expected.numpy())
+
+
+def test_orthogonality_over_seeds_leaves_no_conflict(seeded):
+    rows = theory.orthogonality_over_seeds(seeded["goal"])
+    assert [r.seed for r in rows] == [0, 1, 2] and any(r.conflict_before > 0 for r in rows)
+    assert all(r.conflict_after == 0.0 and r.max_abs_cos_to_other < 1e-12 for r in rows)
+
+
+def test_indirect_effect_over_seeds_one_row_per_seed_and_branch(seeded):
+    rows = theory.indirect_effect_over_seeds(seeded["goal"], np.logspace(-7, -2, 11))
+    assert [(r.seed, r.modality) for r in rows] == [(s, m) for s in (0, 1, 2) for m in ("easy", "hard")]
+    assert all(abs(r.slope - 1) < 0.1 and r.min_cosine > 0.9999 for r in rows)
+    coarse = theory.indirect_effect_over_seeds(seeded["goal"][:1], [1e-3])   # one step size: no regime to read
+    assert [(r.slope, r.min_cosine) for r in coarse] == [(None, None), (None, None)]
