@@ -32,13 +32,13 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 import modbal_lib
-from modbal_lib import claims, plots, stats
+from modbal_lib import book, claims, plots, stats
 from modbal_lib.whatif import LedgerPanel
 
 # %% tags=["parameters"]
 FAST = modbal_lib.fast_mode()
 LEDGER_FILE = None  # a claims.json written by `python -m modbal_lib claims`; default: results/claims.json in full mode
-RUN_LEDGER = None   # True: run every claim's check now; default: in fast mode (reduced size), or when no file exists
+RUN_LEDGER = False  # True: run every claim's check now at full size (long); fast mode runs them at reduced size
 
 # %% [markdown]
 # The defaults that depend on `FAST` are filled in here, after papermill may have changed `FAST`.
@@ -48,16 +48,19 @@ RUN_LEDGER = None   # True: run every claim's check now; default: in fast mode (
 # fast mode is that every check runs, not its verdicts.
 
 # %%
-LEDGER_FILE = Path(LEDGER_FILE) if LEDGER_FILE else Path(modbal_lib.__file__).resolve().parents[1] / "results" / "claims.json"
-RUN_LEDGER = FAST or not LEDGER_FILE.is_file() if RUN_LEDGER is None else RUN_LEDGER
-if RUN_LEDGER:
-    ledger = claims.Ledger(fast=FAST)
-    rows = claims.run_ledger(ledger)
-    sizes = {"seeds": list(ledger.seeds), "epochs": ledger.epochs, "fast": ledger.fast}
-    source = f"run now ({'fast' if FAST else 'full'} size)"
-else:
+LEDGER_FILE = Path(LEDGER_FILE) if LEDGER_FILE else book.LEDGER
+published = not FAST and not RUN_LEDGER and LEDGER_FILE.is_file()
+if published:
     rows, sizes = claims.read(LEDGER_FILE)
     source = f"read from `{LEDGER_FILE.name}` (written by `python -m modbal_lib claims`)"
+else:
+    # full size only when asked (RUN_LEDGER=True): it trains every claim's runs, longer than a chapter should take
+    ledger = claims.Ledger(fast=not RUN_LEDGER)
+    rows = claims.run_ledger(ledger)
+    sizes = {"seeds": list(ledger.seeds), "epochs": ledger.epochs, "fast": ledger.fast}
+    source = f"run now at {'reduced' if ledger.fast else 'full'} size"
+    if not FAST and not RUN_LEDGER:
+        source += f" (there is no published ledger `results/{LEDGER_FILE.name}` yet: `make report` writes it)"
 display(Markdown(f"**The ledger below was {source}:** {len(rows)} claims; seeds {sizes['seeds']} "
                  f"(n = {len(sizes['seeds'])}); epochs {sizes['epochs']}."))
 

@@ -216,7 +216,7 @@ def test_the_motivating_claims_are_in_the_ledger():
 
 def test_every_claim_is_well_formed_and_keys_are_unique():
     keys = [claim.key for claim in claims.CLAIMS]
-    assert len(keys) == len(set(keys)) and len(keys) >= 25
+    assert len(keys) == len(set(keys)) and len(keys) >= 30
     for claim in claims.CLAIMS:
         assert claim.paper in claims.PAPERS and claim.where and claim.claim and claim.how and claim.chapter
         assert (claim.check is None) != (not claim.not_testable)
@@ -257,3 +257,11 @@ def test_the_claims_command_regenerates_the_whole_ledger_in_fast_mode(tmp_path):
     assert sizes["seeds"] == [0, 1] and len(rows) == len(claims.CLAIMS)
     assert all(row.finding.verdict in claims.VERDICTS for row in rows)
     assert f"{len(claims.CLAIMS)} claims:" in (tmp_path / "CLAIMS.md").read_text()
+
+
+def test_from_parts_judges_each_part_and_names_the_ones_that_hold():
+    lower = stats.paired_difference([1.0, 2.0, 3.0], [5.0, 6.1, 7.3])
+    parts = {"a": (lower, -1, "gap a"), "b": (lower, +1, "gap b")}
+    finding = claims.from_parts(parts, digits=2)
+    assert finding.verdict == claims.PARTLY and finding.detail == "holds for a only"
+    assert finding.measured.startswith(f"gap a: {lower.text(2)}; gap b: ")
