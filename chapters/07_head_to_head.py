@@ -636,19 +636,20 @@ for name in EMBEDDED:
 # little, the methods do something a learning rate cannot.
 
 # %% tags=["solution", "hide-input"]
+SOLUTION_DATASET = EMBEDDED[0]  # the solutions train on the first embedded dataset (emoji by default)
 lr_options = {"joint_fast": {"lr": 3e-3}, "joint_slow": {"lr": 3e-4}}
-lr_runs = compare("emoji", [f"{label}=joint" for label in lr_options], SEEDS, method_options=lr_options,
-                  epochs=EMOJI_EPOCHS, ratios=())
-emoji_tables = bench.method_tables(results["emoji"])
+lr_runs = compare(SOLUTION_DATASET, [f"{label}=joint" for label in lr_options], SEEDS, method_options=lr_options,
+                  epochs=EPOCHS[SOLUTION_DATASET], ratios=())
+solution_tables = bench.method_tables(results[SOLUTION_DATASET])
 lr_rows = [[f"{label} (`lr={options['lr']:g}`)", stats.summarize(MISSING_GAP(r.table) for r in lr_runs[label]).text(),
-            stats.paired_difference([r.table for r in lr_runs[label]], emoji_tables["joint"], MISSING_GAP).text()]
+            stats.paired_difference([r.table for r in lr_runs[label]], solution_tables["joint"], MISSING_GAP).text()]
            for label, options in lr_options.items()]
-best = min(balancing_methods(results["emoji"]),
-           key=lambda m: results["emoji"]["methods"][m]["missing"]["delta_gap"]["mean"])
+best = min(balancing_methods(results[SOLUTION_DATASET]),
+           key=lambda m: results[SOLUTION_DATASET]["methods"][m]["missing"]["delta_gap"]["mean"])
 lr_rows.append([f"{best} (the method with the lowest mean missing ΔGap)",
-                stats.summarize(MISSING_GAP(t) for t in emoji_tables[best]).text(),
-                versus(results["emoji"], best, MISSING_GAP).text()])
-display(Markdown("emoji, missing ΔGap, against joint training with `lr=1e-3` on the same seeds\n\n"
+                stats.summarize(MISSING_GAP(t) for t in solution_tables[best]).text(),
+                versus(results[SOLUTION_DATASET], best, MISSING_GAP).text()])
+display(Markdown(f"{SOLUTION_DATASET}, missing ΔGap, against joint training with `lr=1e-3` on the same seeds\n\n"
                  + stats.markdown_table(["run", "missing ΔGap", "Δ vs joint"], lr_rows)))
 
 # %% [markdown]
@@ -662,9 +663,9 @@ display(Markdown("emoji, missing ΔGap, against joint training with `lr=1e-3` on
 # %% tags=["solution", "hide-input"]
 T_GRID = (0.5, 2.0) if FAST else (0.25, 0.5, 2.0, 4.0)
 t_options = {f"goal_T{i}": {"T": T} for i, T in enumerate(T_GRID)}
-seed0 = compare("emoji", [f"{label}=goal" for label in t_options], SEEDS[:1], method_options=t_options,
-                epochs=EMOJI_EPOCHS, ratios=())
-goal_tables = emoji_tables["goal"]
+seed0 = compare(SOLUTION_DATASET, [f"{label}=goal" for label in t_options], SEEDS[:1], method_options=t_options,
+                epochs=EPOCHS[SOLUTION_DATASET], ratios=())
+goal_tables = solution_tables["goal"]
 gap_by_T = {1.0: MISSING_GAP(goal_tables[0]),
             **{o["T"]: MISSING_GAP(seed0[label][0].table) for label, o in t_options.items()}}
 best_T = min(gap_by_T, key=gap_by_T.get)
@@ -674,8 +675,8 @@ if best_T == 1.0:
     lines.append("The default T = 1 is already the best on seed 0: nothing to check on the other seeds.")
 else:
     label = next(label for label, o in t_options.items() if o["T"] == best_T)
-    rest = compare("emoji", [f"{label}=goal"], SEEDS[1:], method_options={label: {"T": best_T}},
-                   epochs=EMOJI_EPOCHS, ratios=()) if SEEDS[1:] else {label: []}
+    rest = compare(SOLUTION_DATASET, [f"{label}=goal"], SEEDS[1:], method_options={label: {"T": best_T}},
+                   epochs=EPOCHS[SOLUTION_DATASET], ratios=()) if SEEDS[1:] else {label: []}
     chosen = [seed0[label][0].table, *(r.table for r in rest[label])]
     lines.append(f"T = {best_T:g} against T = 1 on all seeds {SEEDS}: missing ΔGap Δ "
                  f"{stats.paired_difference(chosen, goal_tables, MISSING_GAP).text()}; "
@@ -713,12 +714,14 @@ for result in results.values():
 # OGM-GE with SGD on the chapter's seeds and prints both changes side by side.
 
 # %% tags=["solution", "hide-input"]
-sgd_runs = compare("emoji", ["joint", "ogm_ge"], SEEDS, epochs=EMOJI_EPOCHS, optimizer="sgd", lr=0.05, ratios=())
+sgd_runs = compare(SOLUTION_DATASET, ["joint", "ogm_ge"], SEEDS, epochs=EPOCHS[SOLUTION_DATASET], optimizer="sgd",
+                   lr=0.05, ratios=())
 sgd_tables = {m: [r.table for r in runs] for m, runs in sgd_runs.items()}
 display(Markdown(stats.markdown_table(
     ["optimiser", "joint missing ΔGap", "OGM-GE − joint: missing ΔGap", "OGM-GE − joint: Full"],
-    [["Adam (`lr=1e-3`, the chapter's runs)", stats.summarize(MISSING_GAP(t) for t in emoji_tables["joint"]).text(),
-      versus(results["emoji"], "ogm_ge", MISSING_GAP).text(), versus(results["emoji"], "ogm_ge", FULL).text()],
+    [["Adam (`lr=1e-3`, the chapter's runs)", stats.summarize(MISSING_GAP(t) for t in solution_tables["joint"]).text(),
+      versus(results[SOLUTION_DATASET], "ogm_ge", MISSING_GAP).text(),
+      versus(results[SOLUTION_DATASET], "ogm_ge", FULL).text()],
      ["SGD (`lr=0.05`, momentum 0.9)", stats.summarize(MISSING_GAP(t) for t in sgd_tables["joint"]).text(),
       stats.paired_difference(sgd_tables["ogm_ge"], sgd_tables["joint"], MISSING_GAP).text(),
       stats.paired_difference(sgd_tables["ogm_ge"], sgd_tables["joint"], FULL).text()]])))
