@@ -27,15 +27,20 @@
 # whole run, and why per-batch improvements turn into noise once a classifier saturates; which
 # conclusions hold under the robust guard and which under the official recipe; why under Adam the
 # scale $\rho$ cancels out of the magnitude correction; CGGM with three modalities and with a
-# regression target.
+# regression target; whether the evidence CGGM is built on holds on emoji and SeeSaw (the gradient
+# trajectories of Figs. 2 and 3, the classifiers' gradients as a stand-in for the unimodal gradients in
+# Fig. 4, the classifier accuracies of Table 5, the magnitude/direction ablation of Table 6), and how
+# much of Fig. 4's agreement linear classifiers build in.
 #
-# **Paper sections:** CGGM [Guo et al., 2024] (NeurIPS 2024, arXiv 2411.01409): Section 3.3.1 (the
-# classifiers, Eq. 5; the accuracy gains, Eq. 6; the balancing term, Eq. 7; the scaled update, Eq. 8),
-# Algorithm 1 (the order of the steps in one iteration), Section 3.3.2 (the direction loss, Eqs. 11–13)
-# and Appendix A (gradient matrices are flattened); Section 4.2 (optimizers); Section 4.3 (main
-# results, Tables 2 and 4); Section 4.5 (Table 6 and Fig. 5: magnitude vs direction, $\rho$ and
-# $\lambda$); Appendix C (the balancing terms during training, Fig. 7); the authors' released code
-# (github zrguo/CGGM).
+# **Paper sections:** CGGM [Guo et al., 2024] (NeurIPS 2024, arXiv 2411.01409): Section 3.2 (the
+# gradient analysis behind the method, Fig. 2); Section 3.3.1 (the classifiers, Eq. 5; the accuracy
+# gains, Eq. 6; the balancing term, Eq. 7; the scaled update, Eq. 8), Algorithm 1 (the order of the
+# steps in one iteration), Section 3.3.2 (the direction loss, Eqs. 11–13) and Appendix A (gradient
+# matrices are flattened); Section 4.2 (optimizers); Section 4.3 (main results, Tables 2 and 4, and
+# Fig. 3: the trajectories under CGGM); Section 4.4 (Table 5: the classifiers' accuracy; Fig. 4:
+# classifier gradients against unimodal gradients); Section 4.5 (Table 6 and Fig. 5: magnitude vs
+# direction, $\rho$ and $\lambda$); Appendix C (the balancing terms during training, Fig. 7); the
+# authors' released code (github zrguo/CGGM).
 #
 # **Notation** (chapter 0's table). A modality is $m = 1..M$; the frozen encoder $E_m$ and the
 # trainable layer $h_m$ (parameters $\theta_m$) give the embedding $e_m = h_m(E_m(x^m))$; the fused
@@ -47,16 +52,19 @@
 # $\Delta\varepsilon_{m_i}^t$ for what we write $B_m^t$, $\Delta\varepsilon_m^t$.
 
 # %%
+import copy
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import Markdown, display
 
 import modbal_lib
+from modbal_lib import cggm_evidence as ev
 from modbal_lib import stats
-from modbal_lib.claims import paper_vs_measured
+from modbal_lib.claims import combined, directional, paper_vs_measured
 from modbal_lib.dominance import dominant_modality
-from modbal_lib.experiments import Experiment, compare
+from modbal_lib.experiments import Experiment, compare, run_tables
 from modbal_lib.features import load_features
 from modbal_lib.methods.cggm import CGGM, balance_terms, direction_loss, metric_improvements
 from modbal_lib.stats import markdown_table
@@ -880,8 +888,8 @@ display(Markdown(paper_vs_measured(
     f"{summary(emoji['cggm'], full)}, joint {summary(emoji['joint'], full)}.",
     f"magnitude only − joint, Full: Δ {versus(emoji['magnitude only'], emoji['joint'], full)}; CGGM − magnitude "
     f"only, Full: Δ {versus(emoji['cggm'], emoji['magnitude only'], full)}, DeltaGap: "
-    f"Δ {versus(emoji['cggm'], emoji['magnitude only'], gap)}. The kit has no direction-only run in this "
-    "chapter (`magnitude=False` would give one).",
+    f"Δ {versus(emoji['cggm'], emoji['magnitude only'], gap)}. Section 12 adds the direction-only run and the "
+    "run with neither correction (the four rows of Table 6).",
 )))
 
 # %% [markdown]
@@ -957,6 +965,305 @@ display(Markdown(paper_vs_measured(
 # MAE-based terms settle or keep wandering: a batch MAE is noisy too, so section 7's argument applies.
 
 # %% [markdown]
+# ## 12. The evidence CGGM rests on
+#
+# CGGM is built on observations the paper makes before and after proposing it. Under joint training the
+# dominant modality's gradient grows while the others' stay flat, and a weaker modality's gradient points
+# against the fusion's (Fig. 2, Section 3.2); CGGM changes both (Fig. 3, Section 4.3); the classifiers'
+# gradients can stand in for the unimodal gradients Eq. 12 needs (Fig. 4, Section 3.3.2 and Section 4.4); joint
+# training under-uses the weaker modalities and CGGM improves every classifier (Table 5, Section 4.4);
+# modulating the magnitude does more than modulating the direction (Table 6, Section 4.5). The paper's
+# figures and tables are images in our copy: what each one shows is read from its caption and the text
+# around it, quoted below, and none of their numbers is available to us.
+#
+# This section reproduces each of them on emoji and SeeSaw with the chapter's seeds and epochs
+# (`modbal_lib.cggm_evidence`), and reads each claim by the claims ledger's rule (chapter 8), which calls
+# the same functions: a claim is split into parts, each part is a paired difference over seeds with the
+# sign the paper implies, and a part **holds** when its 95 % interval excludes 0 on that side, **does not
+# hold** when it does not, and is **not testable here** with too few seeds (fast mode runs one).
+#
+# ### Gradient trajectories: Figs. 2 and 3
+#
+# > **Paper (CGGM [Guo et al., 2024], Fig. 2 caption and Sections 3.2 and 3.3.1, CMU-MOSI):** the
+# > caption: "(a) Accuracy of each modality and the fusion. (b) Gradient magnitude of each modality. We
+# > use the Euclidean norm of the gradient vector to represent the gradient magnitude. (c) Gradient
+# > direction between each modality and their fusion. We use cosine similarity to represent the direction
+# > between two gradient vectors." Section 3.2: "the gradient and the accuracy of the dominant modality
+# > will increase during the training process while the other two remain stable. Particularly, the
+# > gradient magnitude of the text modality increases very fast during the training process"; "the
+# > similarity between audio modality and the multimodal fusion is less than 0"; "the similarity between
+# > text modality and the multimodal fusion is increasing". Section 3.3.1 restates the first as "the
+# > gradient magnitude of the dominant modality increases fast during the training while the other
+# > modalities remain stable".
+#
+# > **Paper (CGGM [Guo et al., 2024], Fig. 3 caption and Section 4.3):** the caption: "Changes in (a)
+# > performance, (b) gradient magnitude and (c) direction during training with CGGM." Section 4.3: "the
+# > accuracy of text modality in Figure 3(a) does not increase very fast with CGGM"; "the accuracies of
+# > all the modalities and the fusion improves"; "in Figure 2(b), the dominant modality always has the
+# > largest gradient while in Figure 3(b), the gradient magnitude of the text modality decreases at
+# > first, indicating that CGGM slows down its optimization and accelerates other modalities'
+# > optimization"; "In Figure 3, we observe the multimodal direction is consistent with all modalities".
+#
+# What the kit plots in each panel is a reading of these sentences (the docstring of
+# `cggm_evidence.trajectories` gives the reasons):
+#
+# - **(a)** the accuracy of each classifier $f_m$ and of the fused classifier $f_T$ on each training
+#   batch, the metric CGGM's $B_m^t$ is computed from (the paper does not say on which data);
+# - **(b)** the norm of the gradient reaching the branch $h_m$, after CGGM's scaling by $B_m^t$ (Section 3.2
+#   ties the magnitude to the update of the encoder, Eq. 4);
+# - **(c)** the cosine between the fused classifier's last-layer gradient (its block that reads $e_m$) and
+#   $f_m$'s last-layer gradient: the pair that $L_{gm}$ compares (Eqs. 9–12), which the paper calls the
+#   fusion and the unimodal gradients.
+#
+# Fig. 2 is joint training with CGGM's classifiers watching (`magnitude=False, direction=False`): they
+# are trained on the detached embeddings, so the model trains exactly as under `"joint"`. Fig. 3 is the
+# chapter's `cggm`. The runs are traced (`TracedCGGM` records the extra series without changing the
+# training). The **dominant** modality of a run is the one whose classifier is most accurate over the
+# last fifth of joint training, the reading of Fig. 2(a). "Increases fast while the others remain
+# stable" becomes the log of a growth factor, the mean gradient norm over the last fifth of training over
+# its mean over the first fifth (`gradient_growth`): above 0 for the dominant modality, and above the
+# other modality's. "Decreases at first" becomes the log of the early gradient norm under CGGM over that
+# of joint training with the same seed (`early_norm_ratio`).
+#
+# One caution before the figures: the levels in panel (b) cannot be compared across modalities. $h_m$ is
+# a linear layer on the frozen features, and the gradient of its weights grows with the size of its
+# input, its dimension and its norm; the line printed below the training gives both for each modality.
+# The readings compare each modality only with itself, earlier in training or under the other training,
+# where the input size cancels.
+
+# %%
+EVIDENCE = {"emoji": ("emoji", EMOJI_EPOCHS), "SeeSaw": ("seesaw", SEESAW_EPOCHS)}
+evidence_train = {name: load_features(key, "train") for name, (key, _) in EVIDENCE.items()}
+traced = {name: {"joint": ev.train_traced(evidence_train[name], SEEDS, epochs, **ev.FIG2),
+                 "CGGM": ev.train_traced(evidence_train[name], SEEDS, epochs, **ev.FIG3)}
+          for name, (_, epochs) in EVIDENCE.items()}
+for name, features in evidence_train.items():
+    joint_runs = traced[name]["joint"]
+    sizes = ", ".join(f"{m} {features.features[m].shape[1]} dimensions (mean norm "
+                      f"{features.features[m].norm(dim=1).mean().item():.1f})" for m in features.modalities)
+    early = {m: np.mean([ev.window_mean(run.curve(f"grad_norm_{m}"), "early") for run in joint_runs])
+             for m in features.modalities}
+    dominants = [ev.dominant_by_classifier(run) for run in joint_runs]
+    print(f"{name}: inputs of h_m: {sizes}; mean gradient norm over the first fifth of joint training: "
+          + ", ".join(f"{m} {value:.3g}" for m, value in early.items())
+          + f"; dominant by classifier accuracy, per seed: {dominants}")
+
+# %%
+display(ev.trajectory_figure({"joint training (Fig. 2)": traced["emoji"]["joint"],
+                              "CGGM (Fig. 3)": traced["emoji"]["CGGM"]}, smooth=SMOOTH, title="emoji"))
+
+# %% [markdown]
+# **Figure 5.8.** CGGM's Figs. 2 and 3 on emoji: top row joint training (the classifiers only watch),
+# bottom row CGGM; columns (a) the batch accuracy of each classifier and of the fused classifier, (b) the
+# norm of the gradient reaching each branch $h_m$, (c) the cosine between the fused classifier's gradient
+# and each classifier's; mean ± sample SD over seeds, running mean over `SMOOTH` iterations. In (b) of the
+# top row, look for the paper's picture, one modality's norm climbing while the other stays flat, and
+# compare the first epochs of the two rows; in (c), look for a curve below zero in the top row and for
+# whether CGGM lifts it.
+
+# %%
+display(ev.trajectory_figure({"joint training (Fig. 2)": traced["SeeSaw"]["joint"],
+                              "CGGM (Fig. 3)": traced["SeeSaw"]["CGGM"]}, smooth=SMOOTH, title="SeeSaw"))
+
+# %% [markdown]
+# **Figure 5.9.** The same six panels on SeeSaw, whose two modalities differ by construction (chapter 2).
+# Look for the same three things as in Figure 5.8: which norm grows in the top row of (b), how the
+# bottom row starts, and the sign of the cosines in (c).
+#
+# The readings, part by part (the paired differences are over seeds: a modality against zero, or CGGM
+# against joint training with the same seed):
+
+
+# %%
+def verdict_text(finding):
+    return finding.verdict + (f" ({finding.detail})" if finding.detail else "")
+
+
+def findings_table(parts_by_dataset, digits=2):
+    """Each part of a claim through the ledger's rule (``claims.directional``): the sign the paper implies,
+    what the kit measured as Δ [95 % interval] (n) with ``digits`` decimals, the verdict."""
+    rows = []
+    for name, parts in parts_by_dataset.items():
+        for part, reading in parts.items():
+            rows.append([name, part, "Δ > 0" if reading.expect > 0 else "Δ < 0",
+                         f"{reading.what}: {reading.difference.text(digits, verdict=False)}",
+                         verdict_text(directional(*reading))])
+    return markdown_table(["data", "part of the claim", "the paper implies", "the kit measured", "verdict"], rows)
+
+
+figure_parts = {
+    "Fig. 2(b) magnitude": {name: ev.fig2_magnitude_parts(traced[name]["joint"], name) for name in EVIDENCE},
+    "Fig. 3(b) magnitude": {name: ev.fig3_magnitude_parts(traced[name]["CGGM"], traced[name]["joint"], name)
+                             for name in EVIDENCE},
+    "Fig. 2(c) direction": {name: ev.fig2_direction_parts(traced[name]["joint"], name) for name in EVIDENCE},
+    "Fig. 3(c) direction": {name: ev.fig3_direction_parts(traced[name]["CGGM"], traced[name]["joint"], name)
+                             for name in EVIDENCE},
+}
+growth_lines = []
+for name in EVIDENCE:
+    grows = figure_parts["Fig. 2(b) magnitude"][name]["the dominant modality's gradient grows"].difference
+    growth_lines.append(f"- {name}: over joint training the dominant modality's gradient norm changes by a factor "
+                        f"{np.exp(grows.mean):.2f} from the first fifth to the last (mean over seeds of the log, "
+                        f"exponentiated): it " + ("grows" if grows.mean > 0 else "shrinks")
+                        + " (the verdict in the table says whether beyond seed noise).")
+display(Markdown("\n\n".join(f"**{claim}**\n\n{findings_table(parts)}" for claim, parts in figure_parts.items())
+                 + "\n\n" + "\n".join(growth_lines)))
+
+# %% [markdown]
+# Read the verdicts beside the figures. A gradient norm that falls over training is what plain gradient
+# descent on a shrinking loss gives; the paper's Fig. 2(b) describes the opposite for its dominant
+# modality, with encoders that are trained end to end. Where the Fig. 2 parts do not hold here, the
+# premise of the magnitude correction, that the dominant modality runs away in gradient size, is not what
+# these runs show; the Fig. 3 parts then ask whether CGGM changes the trajectories anyway.
+#
+# ### Are the classifiers' gradients a faithful stand-in? (Fig. 4)
+#
+# > **Paper (CGGM [Guo et al., 2024], Fig. 4 caption, Sections 3.3.2 and 4.4):** the caption: "t-SNE
+# > visualization of the gradients of classifiers and the unimodal gradients. Each point represents a
+# > gradient vector or matrix of a batch of data." Section 3.3.2: "we propose to use the gradients of the
+# > classifiers f_i to represent the unimodal gradients". Section 4.4: "for every batch of data, we input
+# > them into the model to get representations h_i which are then fed into the classifiers f_i to get the
+# > gradients of classifiers. Then we input h_i of only one modality into the fusion module Ω to get the
+# > unimodal gradients"; "for each modality, the unimodal gradient vectors and the gradient vectors of the
+# > corresponding classifier are very close to each other".
+#
+# The kit does this on each CGGM run above (one per seed), at the end of training, on the training split
+# in batches of 128 in a seeded order (`gradient_pairs`). Per batch and modality: the **classifier
+# gradient**, of $f_m$'s loss with respect to its last layer; the **unimodal gradient**, of the fused
+# classifier's loss when only $e_m$ is fed in and the other embedding is replaced by 0 (the kit's
+# reading: the paper does not say what stands in for the missing one), with respect to the block of
+# $f_T$'s last layer that reads $e_m$, which has the shape of $f_m$'s layer. The left panels are the
+# paper's view, a t-SNE [van der Maaten and Hinton, 2008] of all these per-batch vectors; the right panels
+# give the number the picture lacks, the cosine of each pair, and as its chance level the cosine of a
+# classifier gradient with the unimodal gradient of *another* batch.
+
+# %%
+evidence_pairs = {name: [ev.gradient_pairs(run, evidence_train[name], seed=seed)
+                         for seed, run in zip(SEEDS, traced[name]["CGGM"])] for name in EVIDENCE}
+display(ev.stand_in_figure(evidence_pairs["emoji"][0], seed=SEEDS[0],
+                           title=f"emoji, CGGM, seed {SEEDS[0]}, end of training"))
+
+# %% [markdown]
+# **Figure 5.10.** CGGM's Fig. 4 on emoji, for the first seed. Left: t-SNE of the per-batch classifier
+# gradients (dots) and unimodal gradients (crosses), a colour per modality. Right: the per-batch cosine
+# of each pair (matched) against the cosine with another batch's unimodal gradient. Look for whether the
+# dots and crosses of a modality share a region, as in the paper's picture, and for how far the matched
+# boxes sit above the other-batch ones: a stand-in must track its own batch, not merely point the same way.
+
+# %%
+display(ev.stand_in_figure(evidence_pairs["SeeSaw"][0], seed=SEEDS[0],
+                           title=f"SeeSaw, CGGM, seed {SEEDS[0]}, end of training"))
+
+# %% [markdown]
+# **Figure 5.11.** The same view on SeeSaw (one colour per modality, dots the classifier gradients,
+# crosses the unimodal ones). Look again for the gap between the matched and the other-batch cosines,
+# and compare it with emoji's in Figure 5.10.
+
+# %%
+rows = []
+for name, pairs in evidence_pairs.items():
+    for m, kinds in ev.stand_in_summaries(pairs).items():
+        rows.append([name, m, kinds["matched"].text(2), kinds["other batch"].text(2)])
+display(Markdown("Per-batch cos(classifier gradient, unimodal gradient), the mean over batches of each seed, "
+                 f"summarised over seeds ({stats.SD_NOTE}):\n\n"
+                 + markdown_table(["data", "modality", "same batch", "another batch"], rows) + "\n\n"
+                 + findings_table({name: ev.fig4_parts(pairs, name) for name, pairs in evidence_pairs.items()})))
+
+# %% [markdown]
+# **How much of this agreement is built in.** With the kit's linear classifier, $f_m(e) = W e + b$, the
+# gradient of its loss with respect to $W$ on a batch of $N$ samples is
+# $\frac1N \sum_i (p^m_i - y_i)\, e_{m,i}^\top$ (one-hot $y_i$). The unimodal gradient is that of the fused
+# classifier's block that reads $e_m$, with the other embedding set to 0: the same form,
+# $\frac1N \sum_i (\tilde p_i - y_i)\, e_{m,i}^\top$, where only the predictions $\tilde p_i$ differ. The
+# same embeddings and the same labels enter both, so the term $-\frac1N \sum_i y_i e_{m,i}^\top$ is shared
+# whatever either model has learned, and a positive cosine is partly built in; another batch shares the
+# class means of the embeddings, which is why the chance level above is not zero either. The same holds
+# for panel (c) of Figure 5.8 and Figure 5.9: the fused block's gradient is again of this form, with the fused
+# predictions. In the paper the classifiers are attention layers followed by a fully connected layer
+# (Section 3.3.1), so the last layers of $f_m$ and of the fusion read different features and less of the
+# agreement is automatic. Exercise 5 measures the built-in part with classifiers that learned nothing.
+#
+# ### The classifiers' accuracy: Table 5
+#
+# > **Paper (CGGM [Guo et al., 2024], Table 5 caption and Section 4.4, IEMOCAP):** the caption: "Accuracy
+# > on IEMOCAP. f_1, f_2 and f_3 represent the audio, video and text classifier, respectively. We train
+# > three separate models in unimodal training." Section 4.4: "Compared with unimodal training, the
+# > accuracies of f_1 and f_2 in multimodal training drop slightly while the accuracy of f_3 increases
+# > slightly"; "In contrast, the accuracies of the three classifiers in CGGM all improve." (The table's
+# > numbers are an image in our copy.)
+#
+# The kit's columns: **unimodal training**, the test accuracy of a model trained on modality $m$ alone
+# (`unimodal_<m>`, same seeds and epochs); **joint training** and **CGGM**, the test accuracy of the
+# classifier $f_m$ on the trained model's embedding $e_m$ after the Fig. 2 and the Fig. 3 runs above
+# (`table5_accuracies`). The weaker modality of a seed is the one that does not dominate its joint run.
+
+# %%
+evidence_test = {name: load_features(key, "test") for name, (key, _) in EVIDENCE.items()}
+table5 = {}
+for name, (key, epochs) in EVIDENCE.items():
+    modalities = evidence_train[name].modalities
+    alone = compare(key, [f"unimodal_{m}" for m in modalities], SEEDS, ratios=(), epochs=epochs)
+    table5[name] = ev.table5_accuracies({m: [run.result for run in alone[f"unimodal_{m}"]] for m in modalities},
+                                        traced[name]["joint"], traced[name]["CGGM"], evidence_test[name])
+table5_parts = {"Table 5 joint training": {name: ev.table5_joint_parts(table5[name], traced[name]["joint"], name)
+                                            for name in EVIDENCE},
+                "Table 5 CGGM": {name: ev.table5_cggm_parts(table5[name], name) for name in EVIDENCE}}
+display(Markdown("\n\n".join(f"**{name}**, test accuracy of each classifier\n\n{ev.table5_markdown(table)}"
+                             for name, table in table5.items())
+                 + "\n\n" + "\n\n".join(f"**{claim}**\n\n{findings_table(parts)}"
+                                        for claim, parts in table5_parts.items())))
+
+# %% [markdown]
+# In the paper the classifier of the weaker modalities loses a little under joint training and every
+# classifier gains under CGGM. Compare the rows: is the weaker modality's classifier below its unimodal
+# model under joint training, and does CGGM give it back what joint training took?
+#
+# ### Magnitude, direction, both: Table 6
+#
+# > **Paper (CGGM [Guo et al., 2024], Table 6 caption and Section 4.5, IEMOCAP):** the caption: "The
+# > benefits of modulating the magnitude of the gradients and the directions of the gradients." Section
+# > 4.5: "Compared with the baseline in the first row, modulating the magnitude of the gradients brings
+# > more improvements to the performance of the model than modulating the direction of the gradients";
+# > "the combination of modulating gradient magnitude and gradient directions furthermore enhances the
+# > performance of the model." (The table's numbers are an image in our copy.)
+#
+# The four rows are CGGM with neither correction (joint training with watching classifiers), the
+# magnitude only (`direction=False`), the direction only (`magnitude=False`) and both (`cggm`), on the
+# same seeds (`table6_runs`). On emoji the chapter already trained the magnitude-only run and `cggm`
+# (section 5), on SeeSaw `cggm`; `table6_runs` takes those as they are and trains the rest.
+
+# %%
+assert method_options["magnitude only"] == ev.TABLE6["magnitude only"] and ev.TABLE6["both"] == {}
+table6 = {"emoji": ev.table6_runs("emoji", SEEDS, trained={"magnitude only": emoji["magnitude only"],
+                                                            "both": emoji["cggm"]}, ratios=(), epochs=EMOJI_EPOCHS),
+          "SeeSaw": ev.table6_runs("seesaw", SEEDS, trained={"both": seesaw["cggm"]}, ratios=(),
+                                   epochs=SEESAW_EPOCHS)}
+table6_parts = {name: ev.table6_parts(runs, name) for name, runs in table6.items()}
+display(Markdown("\n\n".join(f"**{name}**, {EVIDENCE[name][1]} epochs, seeds {SEEDS}\n\n"
+                             f"{stats.table1(run_tables(runs), digits=1)}" for name, runs in table6.items())
+                 + "\n\n" + findings_table(table6_parts)))
+
+# %% [markdown]
+# The paper's ordering needs two things at once: each correction alone beats the row with neither, and
+# the magnitude beats the direction. Section 7 gives a reason to expect less from the magnitude alone
+# under Adam (only the fluctuations of $B$ act); check the verdicts and the Full column against it.
+#
+# ### The evidence, claim by claim
+#
+# Each claim's parts combined by the ledger's rule (`claims.combined`): a claim **holds** when every part
+# holds, **partly** when some do (the cell names them), **does not hold** when none does.
+
+# %%
+evidence_claims = {**figure_parts,
+                   "Fig. 4 stand-in": {name: ev.fig4_parts(pairs, name) for name, pairs in evidence_pairs.items()},
+                   **table5_parts, "Table 6 magnitude vs direction": table6_parts}
+evidence_verdicts = {claim: {name: combined({part: directional(*reading) for part, reading in parts.items()})
+                             for name, parts in by_dataset.items()} for claim, by_dataset in evidence_claims.items()}
+verdict_rows = [[claim] + [verdict_text(finding) for finding in by_dataset.values()]
+                for claim, by_dataset in evidence_verdicts.items()]
+display(Markdown(markdown_table(["claim"] + list(EVIDENCE), verdict_rows)))
+
+# %% [markdown]
 # ## Summary
 #
 # - CGGM turns per-batch changes of the unimodal classifiers' metric into gradient scales (Eq. 7) and
@@ -972,8 +1279,20 @@ display(Markdown(paper_vs_measured(
 # - Under Adam a constant scale cancels: $\rho$ and the level of $B$ do nothing to the magnitude
 #   correction, only the fluctuations of $B$ act; the direction loss ($\lambda$) is the part that
 #   changes the model directly.
+# - The evidence the paper builds CGGM on (Figs. 2 to 4, Tables 5 and 6) can be rerun on the kit's data
+#   with the functions the claims ledger uses (section 12). With the kit's linear classifiers, part of
+#   Fig. 4's agreement, and of the cosines in Figs. 2(c) and 3(c), is built in by the form of the
+#   gradients, $\frac1N \sum_i (p_i - y_i)\, e_{m,i}^\top$ with only the predictions differing.
 
 # %%
+def claims_by_verdict(name):
+    """Section 12's claims on one dataset, grouped by their verdict."""
+    groups = {}
+    for claim, by_dataset in evidence_verdicts.items():
+        groups.setdefault(by_dataset[name].verdict, []).append(claim)
+    return "; ".join(f"{verdict}: {', '.join(claims)}" for verdict, claims in groups.items())
+
+
 emoji_cggm, seesaw_cggm = slowed_by["emoji", "cggm"], slowed_by["SeeSaw", "cggm"]
 emoji_recipe, seesaw_recipe = slowed_by["emoji", "official recipe"], slowed_by["SeeSaw", "official recipe"]
 b_over_rho = {rho: window_mean(runs, lambda run: run.result.history[f"B_{slowed}"], "late") / rho
@@ -992,6 +1311,8 @@ display(Markdown("\n".join([
     f"- ρ under Adam (emoji, `cggm`): the late mean of B_{slowed}/ρ lies between {min(b_over_rho.values()):.3f} "
     f"and {max(b_over_rho.values()):.3f} for ρ in {RHOS}; λ = {largest_lambda} − joint, Full: "
     f"Δ {versus(strongest, emoji['joint'], full)}.",
+    "- The evidence CGGM rests on (section 12), the claims by verdict: "
+    + " ".join(f"{name}: {claims_by_verdict(name)}." for name in EVIDENCE),
 ])))
 
 # %% [markdown]
@@ -1040,6 +1361,22 @@ display(Markdown("\n".join([
 #    The mean of the last 20 gains telescopes to $(\varepsilon_m^t - \varepsilon_m^{t-20})/20$, and its
 #    noise is smaller than one gain's. The answer is counterfactual: the model was trained with the
 #    recorded $B$, not with yours.
+#
+#    </details>
+# 5. **How much of Fig. 4's agreement is built in?** Section 12 argues that with linear classifiers
+#    part of the agreement between a classifier's gradient and the unimodal gradient needs no learning.
+#    Measure it: recompute the per-batch cosines under Figure 5.11 for the first seed after replacing each
+#    classifier $f_m$ of the CGGM run by one that learned nothing, (i) a freshly initialised linear layer
+#    and (ii) one with zero weights, whose predictions are uniform. How much of the trained classifiers'
+#    cosine is left to credit to what they learned?
+#
+#    <details><summary>Hint</summary>
+#
+#    Copy the run (`copy.deepcopy`), change the last layer `result.method.classifiers[m][-1]`
+#    (`reset_parameters()`, or zero its `weight` and `bias` under `torch.no_grad()`), then call
+#    `cggm_evidence.gradient_pairs` and `stand_in_cosines`. With uniform predictions over $K$ classes the
+#    classifier's gradient is $\frac1N \sum_i (\frac1K \mathbf 1 - y_i)\, e_{m,i}^\top$: which part of
+#    the unimodal gradient does it share exactly?
 #
 #    </details>
 
@@ -1225,3 +1562,58 @@ display(Markdown(
     f"the weak modality (under joint training) is {weak}, so the averaged guard "
     + ("would still slow the weak modality." if averaged_slowed == weak
        else "would no longer slow the weak modality.")))
+
+
+# %% [markdown]
+# ### Solution to exercise 5
+#
+# With uniform predictions the classifier's gradient is $\frac1N \sum_i (\frac1K \mathbf 1 - y_i)\,
+# e_{m,i}^\top$: the label term $-\frac1N \sum_i y_i e_{m,i}^\top$ is exactly the one in the unimodal
+# gradient, and the other term is the batch's mean embedding, the same in every row. Its cosine with the
+# unimodal gradient is therefore the agreement that needs no learning at all; a freshly initialised layer
+# gives nearly uniform predictions plus a little noise, so it should land close by. What the trained
+# classifiers learned is only the distance between their cosine and these two. Look in the printout for
+# that distance per modality, and compare it with the gap to the other-batch level under Figure 5.11: if the
+# classifiers that learned nothing already reach most of the trained cosine, Fig. 4's picture says little
+# about whether $f_m$ learned what the fusion would learn from $e_m$ alone.
+
+# %% tags=["solution", "hide-input"]
+def without_learning(run, how):
+    """A copy of a CGGM run whose classifiers learned nothing: their last layer freshly initialised
+    (``"random"``) or all zero (``"uniform"`` predictions)."""
+    copied = copy.deepcopy(run)
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(SEEDS[0])
+        for classifier in copied.method.classifiers.values():
+            layer = classifier[-1]
+            if how == "random":
+                layer.reset_parameters()
+            else:
+                layer.weight.zero_()
+                layer.bias.zero_()
+    return copied
+
+
+rows, lines, built_in = [], [], []
+for name in EVIDENCE:
+    run = traced[name]["CGGM"][0]
+    cosines = {"trained": ev.stand_in_cosines(evidence_pairs[name][0])}
+    for how in ("random", "uniform"):
+        pairs = ev.gradient_pairs(without_learning(run, how), evidence_train[name], seed=SEEDS[0])
+        cosines[how] = ev.stand_in_cosines(pairs)
+    for m in cosines["trained"]:
+        means = {kind: float(np.mean(c[m]["matched"])) for kind, c in cosines.items()}
+        other = float(np.mean(cosines["trained"][m]["other batch"]))
+        rows.append([name, m, f"{means['trained']:.2f}", f"{means['random']:.2f}", f"{means['uniform']:.2f}",
+                     f"{other:.2f}"])
+        no_learning = max(means["random"], means["uniform"])
+        built_in.append(no_learning >= means["trained"] / 2)
+        lines.append(f"- {name}, {m}: trained {means['trained']:.2f}, the better of the two that learned nothing "
+                     f"{no_learning:.2f} (trained − learned nothing: {means['trained'] - no_learning:+.2f}); the "
+                     f"trained classifier against another batch: {other:.2f}.")
+display(Markdown(
+    f"Mean per-batch cos(classifier gradient, unimodal gradient), seed {SEEDS[0]}, CGGM runs of section 12:\n\n"
+    + markdown_table(["data", "modality", "trained f_m", "freshly initialised", "zero weights (uniform)",
+                      "trained, another batch"], rows) + "\n\n" + "\n".join(lines)
+    + f"\n\nIn {sum(built_in)} of the {len(built_in)} modalities a classifier that learned nothing already reaches "
+    "at least half of the trained classifier's cosine."))

@@ -20,10 +20,11 @@ the function's docstring says which reading this module implements.
   CGGM: ``table5_accuracies``, ``table5_markdown``.
 - **Table 6** (Section 4.5): magnitude only / direction only / both (CGGM's ``magnitude`` and
   ``direction`` options): ``TABLE6``, ``table6_runs``.
-- ``check_*(ledger)``: the paired differences (``stats.paired_difference``) a claim of the ledger reads, as
-  ``{part: Part(difference, expect, what)}``; ``claims`` turns a part into a verdict with
-  ``directional(*part)`` and several parts into one with ``combined``. This module does not import
-  ``claims`` (the ledger imports it).
+- ``*_parts(runs, dataset)`` (``fig2_magnitude_parts`` ... ``table6_parts``): the paired differences
+  (``stats.paired_difference``) a claim reads, as ``{part: Part(difference, expect, what)}``, from runs a
+  caller trained (chapter 5); ``check_*(ledger)``: the same parts on the ledger's runs. ``claims`` turns a
+  part into a verdict with ``directional(*part)`` and several parts into one with ``combined``. This
+  module does not import ``claims`` (the ledger imports it).
 """
 
 from __future__ import annotations
@@ -88,9 +89,10 @@ def classifier_gradient(classifier: nn.Sequential, embedding: Tensor, labels: Te
 
 def unimodal_gradient(model: LateFusion, embeddings: dict[str, Tensor], modality: str, labels: Tensor,
                       task: str) -> Tensor:
-    """The true unimodal gradient of ``modality`` on one batch (CGGM Sections 3.3.2 and 4.4): only h_i goes
-    into the fusion, the other embeddings are replaced by 0 ("drop other modalities by replacing them with
-    0"), and the task loss of the fused head is differentiated with respect to its last layer; returned is
+    """The true unimodal gradient of ``modality`` on one batch (CGGM Sections 3.3.2 and 4.4: "we input h_i of
+    only one modality into the fusion module Ω to get the unimodal gradients"): only h_i goes into the fusion,
+    the other embeddings are replaced by 0 (the kit's reading: the paper does not say what stands in for the
+    others), and the task loss of the fused head is differentiated with respect to its last layer; returned is
     the block that matches f_i's last layer (``head_gradient_blocks``), so it has f_i's shape."""
     masked = {m: e if m == modality else torch.zeros_like(e) for m, e in embeddings.items()}
     logits = model.head(model.fuse(masked))
@@ -453,11 +455,26 @@ TABLE6 = {"neither": FIG2, "magnitude only": {"direction": False}, "direction on
           "both": FIG3}
 
 
-def table6_runs(experiment: Experiment | str, seeds: list[int], **train_options) -> dict[str, list[Run]]:
+def table6_runs(experiment: Experiment | str, seeds: list[int], trained: dict[str, list[Run]] | None = None,
+                **train_options) -> dict[str, list[Run]]:
     """CGGM Table 6 through ``experiments.compare``: CGGM with neither modulation, the magnitude only (B scales
-    the encoders' gradients), the direction only (L_gm) and both, on the same seeds;
-    ``experiments.run_tables`` of the result is the input of ``stats.table1``."""
-    return compare(experiment, [f"{label}=cggm" for label in TABLE6], seeds, method_options=TABLE6, **train_options)
+    the encoders' gradients), the direction only (L_gm) and both, on the same seeds, in ``TABLE6``'s order;
+    ``experiments.run_tables`` of the result is the input of ``stats.table1``.
+
+    ``trained``: runs a caller already has for some of ``TABLE6``'s labels (e.g. ``{"both": runs["cggm"]}``),
+    trained with that label's options and the same ``train_options``; they are taken as they are (their seeds
+    must be ``seeds``, in order) and only the other labels are trained."""
+    trained = trained or {}
+    unknown = sorted(set(trained) - set(TABLE6))
+    wrong_seeds = {label: [run.seed for run in runs] for label, runs in trained.items()
+                   if [run.seed for run in runs] != list(seeds)}
+    if unknown or wrong_seeds:
+        raise ValueError(f"table6_runs: trained runs must be keyed by {list(TABLE6)} and have the seeds "
+                         f"{list(seeds)}; got the labels {unknown} and the seeds {wrong_seeds}")
+    labels = [label for label in TABLE6 if label not in trained]
+    new = compare(experiment, [f"{label}=cggm" for label in labels], seeds,
+                  method_options={label: TABLE6[label] for label in labels}, **train_options) if labels else {}
+    return {label: trained[label] if label in trained else new[label] for label in TABLE6}
 
 
 def table6_ledger_runs(ledger, dataset: str) -> dict[str, list[Run]]:
@@ -465,16 +482,16 @@ def table6_ledger_runs(ledger, dataset: str) -> dict[str, list[Run]]:
     return {label: ledger.runs(dataset, "cggm", **options) for label, options in TABLE6.items()}
 
 
-# --- the ledger's checks: {part: Part} ----------------------------------------------------------------------
+# --- the readings as parts: {part: Part} (the chapter calls these on its runs, the ledger's checks on its own) ---
 
 def _versus_zero(values: list[float]) -> stats.Difference:
     return stats.paired_difference(values, [0.0] * len(values))
 
 
-def check_fig2_magnitude(ledger, dataset: str = "emoji") -> dict[str, Part]:
-    """CGGM Section 3.2 / Fig. 2(b): under joint training the dominant modality's gradient norm grows
-    (log growth > 0) and grows faster than the others' (``growth_reading``, seed by seed)."""
-    readings = [growth_reading(result) for result in traced_runs(ledger, dataset, **FIG2)]
+def fig2_magnitude_parts(joint: list[TrainResult], dataset: str) -> dict[str, Part]:
+    """CGGM Section 3.2 / Fig. 2(b): under joint training (``FIG2`` runs, one per seed) the dominant modality's
+    gradient norm grows (log growth > 0) and grows faster than the others' (``growth_reading``, seed by seed)."""
+    readings = [growth_reading(result) for result in joint]
     dominant, others = [r[0] for r in readings], [r[1] for r in readings]
     return {"the dominant modality's gradient grows": Part(
                 _versus_zero(dominant), +1,
@@ -493,29 +510,38 @@ def early_norm_ratio(cggm: TrainResult, joint: TrainResult, modality: str, share
     return math.log(early[0] / early[1])
 
 
-def check_fig3_magnitude(ledger, dataset: str = "emoji") -> dict[str, Part]:
+def _paired_runs(cggm: list[TrainResult], joint: list[TrainResult], what: str) -> None:
+    if not cggm or len(cggm) != len(joint):
+        raise ValueError(f"{what}: expected as many CGGM as joint runs, paired by seed (got {len(cggm)} and "
+                         f"{len(joint)})")
+
+
+def fig3_magnitude_parts(cggm: list[TrainResult], joint: list[TrainResult], dataset: str) -> dict[str, Part]:
     """CGGM Section 4.3 / Fig. 3(b) against Fig. 2(b): "the gradient magnitude of the text [dominant] modality
     decreases at first, indicating that CGGM slows down its optimization and accelerates other modalities'":
     over the first fifth of training, the dominant modality's gradient norm is smaller under CGGM than under
-    joint training and the others' larger (``early_norm_ratio``; dominant from the joint run of the same seed)."""
-    joint, cggm = traced_runs(ledger, dataset, **FIG2), traced_runs(ledger, dataset, **FIG3)
+    joint training and the others' larger (``early_norm_ratio``; dominant from the joint run of the same seed).
+    ``cggm`` (``FIG3``) and ``joint`` (``FIG2``) runs paired by seed."""
+    _paired_runs(cggm, joint, "fig3_magnitude_parts")
     slowed, sped_up = [], []
     for a, b in zip(cggm, joint):
         dominant = dominant_by_classifier(b)
         slowed.append(early_norm_ratio(a, b, dominant))
         sped_up.append(float(np.mean([early_norm_ratio(a, b, m) for m in history_modalities(b) if m != dominant])))
     return {"CGGM slows the dominant modality early": Part(
-                _versus_zero(slowed), -1, f"log early gradient norm of the dominant modality, CGGM / joint, {dataset}"),
+                _versus_zero(slowed), -1,
+                f"log early gradient norm of the dominant modality, CGGM / joint, {dataset}"),
             "and speeds up the others": Part(
-                _versus_zero(sped_up), +1, f"log early gradient norm of the other modalities, CGGM / joint, {dataset}")}
+                _versus_zero(sped_up), +1,
+                f"log early gradient norm of the other modalities, CGGM / joint, {dataset}")}
 
 
-def check_fig2_direction(ledger, dataset: str = "emoji") -> dict[str, Part]:
-    """CGGM Section 3.2 / Fig. 2(c): under joint training the weaker modalities' classifier gradients point
-    against the fused gradient (mean cosine over training < 0), and the dominant one's cosine rises (last fifth
-    of training − first fifth > 0)."""
+def fig2_direction_parts(joint: list[TrainResult], dataset: str) -> dict[str, Part]:
+    """CGGM Section 3.2 / Fig. 2(c): under joint training (``FIG2`` runs) the weaker modalities' classifier
+    gradients point against the fused gradient (mean cosine over training < 0), and the dominant one's cosine
+    rises (last fifth of training − first fifth > 0)."""
     weak, rise = [], []
-    for result in traced_runs(ledger, dataset, **FIG2):
+    for result in joint:
         dominant, cosine = dominant_by_classifier(result), trajectories(result)["cosine"]
         weak.append(float(np.mean([np.mean(c) for m, c in cosine.items() if m != dominant])))
         rise.append(window_mean(cosine[dominant], "late") - window_mean(cosine[dominant], "early"))
@@ -526,23 +552,22 @@ def check_fig2_direction(ledger, dataset: str = "emoji") -> dict[str, Part]:
                 f"cos(fused, classifier) of the dominant modality, late − early, joint, {dataset}")}
 
 
-def check_fig3_direction(ledger, dataset: str = "emoji") -> dict[str, Part]:
+def fig3_direction_parts(cggm: list[TrainResult], joint: list[TrainResult], dataset: str) -> dict[str, Part]:
     """CGGM Section 4.3 / Fig. 3(c) against Fig. 2(c): under CGGM the fused gradient agrees more with every
-    modality's classifier gradient: mean cosine over training, CGGM − joint > 0, per modality."""
-    joint, cggm = traced_runs(ledger, dataset, **FIG2), traced_runs(ledger, dataset, **FIG3)
+    modality's classifier gradient: mean cosine over training, CGGM − joint > 0, per modality (runs paired by
+    seed)."""
+    _paired_runs(cggm, joint, "fig3_direction_parts")
     a, b = ([{m: float(np.mean(c)) for m, c in trajectories(result)["cosine"].items()} for result in results]
             for results in (cggm, joint))
     return {m: Part(stats.paired_difference([x[m] for x in a], [x[m] for x in b]), +1,
                     f"mean cos(fused, {m} classifier), CGGM − joint, {dataset}") for m in a[0]}
 
 
-def check_fig4_stand_in(ledger, dataset: str = "emoji") -> dict[str, Part]:
+def fig4_parts(pairs_per_seed: list[dict[str, tuple[Tensor, Tensor]]], dataset: str) -> dict[str, Part]:
     """CGGM Sections 3.3.2 and 4.4 / Fig. 4: the classifier gradient is a faithful stand-in for the unimodal
     gradient, per modality: it points the same way (mean per-batch cosine > 0) and tracks its own batch
-    (matched − other-batch cosine > 0); on the CGGM runs, the training split."""
-    features = Experiment(dataset).features("train")
-    per_seed = [stand_in_cosines(gradient_pairs(run.result, features, seed=run.seed))
-                for run in ledger.runs(dataset, "cggm", **FIG3)]
+    (matched − other-batch cosine > 0); ``gradient_pairs`` of one CGGM run per seed."""
+    per_seed = [stand_in_cosines(pairs) for pairs in pairs_per_seed]
     parts = {}
     for m in per_seed[0]:
         matched = [float(np.mean(c[m]["matched"])) for c in per_seed]
@@ -554,30 +579,27 @@ def check_fig4_stand_in(ledger, dataset: str = "emoji") -> dict[str, Part]:
     return parts
 
 
-def _table5(ledger, dataset: str) -> dict[str, dict[str, list[float]]]:
-    test = Experiment(dataset).features("test")
-    unimodal = {m: [run.result for run in ledger.runs(dataset, f"unimodal_{m}")] for m in test.modalities}
-    joint = [run.result for run in ledger.runs(dataset, "cggm", **FIG2)]
-    cggm = [run.result for run in ledger.runs(dataset, "cggm", **FIG3)]
-    return table5_accuracies(unimodal, joint, cggm, test)
-
-
-def check_table5_cggm(ledger, dataset: str = "emoji") -> dict[str, Part]:
-    """CGGM Section 4.4 / Table 5: under CGGM every classifier f_m is more accurate than under joint training."""
-    table = _table5(ledger, dataset)
+def table5_cggm_parts(table: dict[str, dict[str, list[float]]], dataset: str) -> dict[str, Part]:
+    """CGGM Section 4.4 / Table 5 (``table5_accuracies``): under CGGM every classifier f_m is more accurate than
+    under joint training."""
     return {m: Part(stats.paired_difference(table["CGGM"][m], table["joint training"][m]), +1,
                     f"test accuracy of f ({m}), CGGM − joint, {dataset}") for m in table["CGGM"]}
 
 
-def check_table5_joint(ledger, dataset: str = "emoji") -> dict[str, Part]:
+def table5_joint_parts(table: dict[str, dict[str, list[float]]], joint: list[TrainResult],
+                       dataset: str) -> dict[str, Part]:
     """CGGM Section 4.4 / Table 5: joint training under-uses the weaker modalities (their classifier is less
     accurate than the model trained on that modality alone) while the dominant one gains a little; dominant
-    per seed by ``dominant_by_classifier`` on the joint run (the reading of Fig. 2)."""
-    table = _table5(ledger, dataset)
-    joint, unimodal = table["joint training"], table["unimodal training"]
-    dominants = [dominant_by_classifier(run.result) for run in ledger.runs(dataset, "cggm", **FIG2)]
-    gain = [joint[d][s] - unimodal[d][s] for s, d in enumerate(dominants)]
-    weak = [float(np.mean([joint[m][s] - unimodal[m][s] for m in joint if m != d])) for s, d in enumerate(dominants)]
+    per seed by ``dominant_by_classifier`` on the joint run (``FIG2``, the reading of Fig. 2), seeds in the
+    table's order."""
+    dominants = [dominant_by_classifier(result) for result in joint]
+    joint_scores, unimodal = table["joint training"], table["unimodal training"]
+    if any(len(scores) != len(dominants) for scores in joint_scores.values()):
+        raise ValueError(f"table5_joint_parts: {len(dominants)} joint runs against a table of "
+                         f"{sorted({len(s) for s in joint_scores.values()})} seeds; pass the table's joint runs")
+    gain = [joint_scores[d][s] - unimodal[d][s] for s, d in enumerate(dominants)]
+    weak = [float(np.mean([joint_scores[m][s] - unimodal[m][s] for m in joint_scores if m != d]))
+            for s, d in enumerate(dominants)]
     return {"the dominant modality's classifier gains": Part(
                 _versus_zero(gain), +1,
                 f"test accuracy of the dominant modality's f, joint − unimodal training, {dataset}"),
@@ -586,13 +608,68 @@ def check_table5_joint(ledger, dataset: str = "emoji") -> dict[str, Part]:
                 f"test accuracy of the weaker modalities' f, joint − unimodal training, {dataset}")}
 
 
-def check_table6(ledger, dataset: str = "emoji") -> dict[str, Part]:
-    """CGGM Section 4.5 / Table 6: the magnitude alone and the direction alone each improve the Full score over
-    neither, and the magnitude more than the direction (the sign follows the metric: MAE lower is better)."""
-    runs = table6_ledger_runs(ledger, dataset)
+def table6_parts(runs: dict[str, list[Run]], dataset: str) -> dict[str, Part]:
+    """CGGM Section 4.5 / Table 6 (``table6_runs``): the magnitude alone and the direction alone each improve the
+    Full score over neither, and the magnitude more than the direction (the sign follows the metric: MAE lower
+    is better)."""
+    missing = [label for label in TABLE6 if label not in runs]
+    if missing:
+        raise ValueError(f"table6_parts: no runs for {missing}; expected table6_runs' labels {list(TABLE6)}")
     sign = 1 if higher_is_better(runs["both"][0].table.metric) else -1
     full = {label: [run.table.full for run in label_runs] for label, label_runs in runs.items()}
     pairs = {"magnitude helps": ("magnitude only", "neither"), "direction helps": ("direction only", "neither"),
              "magnitude more than direction": ("magnitude only", "direction only")}
     return {part: Part(stats.paired_difference(full[a], full[b]), sign, f"Full, {a} − {b}, {dataset}")
             for part, (a, b) in pairs.items()}
+
+
+# --- the ledger's checks: the parts above on the ledger's runs ------------------------------------------------
+
+def check_fig2_magnitude(ledger, dataset: str = "emoji") -> dict[str, Part]:
+    """``fig2_magnitude_parts`` on the ledger's traced joint runs."""
+    return fig2_magnitude_parts(traced_runs(ledger, dataset, **FIG2), dataset)
+
+
+def check_fig3_magnitude(ledger, dataset: str = "emoji") -> dict[str, Part]:
+    """``fig3_magnitude_parts`` on the ledger's traced CGGM and joint runs."""
+    return fig3_magnitude_parts(traced_runs(ledger, dataset, **FIG3), traced_runs(ledger, dataset, **FIG2), dataset)
+
+
+def check_fig2_direction(ledger, dataset: str = "emoji") -> dict[str, Part]:
+    """``fig2_direction_parts`` on the ledger's traced joint runs."""
+    return fig2_direction_parts(traced_runs(ledger, dataset, **FIG2), dataset)
+
+
+def check_fig3_direction(ledger, dataset: str = "emoji") -> dict[str, Part]:
+    """``fig3_direction_parts`` on the ledger's traced CGGM and joint runs."""
+    return fig3_direction_parts(traced_runs(ledger, dataset, **FIG3), traced_runs(ledger, dataset, **FIG2), dataset)
+
+
+def check_fig4_stand_in(ledger, dataset: str = "emoji") -> dict[str, Part]:
+    """``fig4_parts`` on the ledger's CGGM runs, gradients on the training split."""
+    features = Experiment(dataset).features("train")
+    return fig4_parts([gradient_pairs(run.result, features, seed=run.seed)
+                       for run in ledger.runs(dataset, "cggm", **FIG3)], dataset)
+
+
+def _table5(ledger, dataset: str) -> tuple[dict[str, dict[str, list[float]]], list[TrainResult]]:
+    test = Experiment(dataset).features("test")
+    unimodal = {m: [run.result for run in ledger.runs(dataset, f"unimodal_{m}")] for m in test.modalities}
+    joint = [run.result for run in ledger.runs(dataset, "cggm", **FIG2)]
+    cggm = [run.result for run in ledger.runs(dataset, "cggm", **FIG3)]
+    return table5_accuracies(unimodal, joint, cggm, test), joint
+
+
+def check_table5_cggm(ledger, dataset: str = "emoji") -> dict[str, Part]:
+    """``table5_cggm_parts`` on the ledger's runs."""
+    return table5_cggm_parts(_table5(ledger, dataset)[0], dataset)
+
+
+def check_table5_joint(ledger, dataset: str = "emoji") -> dict[str, Part]:
+    """``table5_joint_parts`` on the ledger's runs."""
+    return table5_joint_parts(*_table5(ledger, dataset), dataset)
+
+
+def check_table6(ledger, dataset: str = "emoji") -> dict[str, Part]:
+    """``table6_parts`` on the ledger's runs."""
+    return table6_parts(table6_ledger_runs(ledger, dataset), dataset)

@@ -231,3 +231,45 @@ def test_every_check_gives_parts_the_ledger_can_judge(monkeypatch):
         assert combined({name: directional(*p) for name, p in parts.items()}).verdict in VERDICTS
     assert set(ev.check_fig3_direction(ledger, "toy")) == {"easy", "hard"}
     assert len([k for k in ledger.cache if k[0] == "cggm_evidence.traced"]) == 2  # Figs. 2 and 3, trained once each
+
+
+def test_parts_read_the_runs_a_caller_trained_and_refuse_unpaired_runs():
+    # two seeds by hand: a grows from 1 to 2 (log 2), b stays (log 1 = 0); a is dominant by its classifier
+    joint = [fake_result(full_history([1, 1, 3, 3, 3, 3, 3, 3, 2, 2], [4] * 10, [0.9] * 10, [0.2] * 10)),
+             fake_result(full_history([1, 1, 1, 1, 1, 1, 1, 1, 4, 4], [2] * 10, [0.8] * 10, [0.3] * 10))]
+    parts = ev.fig2_magnitude_parts(joint, "hand")
+    grows, faster = parts.values()
+    assert grows.difference.mean == pytest.approx((math.log(2) + math.log(4)) / 2) and grows.expect == 1
+    assert faster.difference.mean == pytest.approx(grows.difference.mean) and "hand" in faster.what
+    cggm = [fake_result(full_history([0.5] * 10, [8] * 10, [0.9] * 10, [0.2] * 10))]
+    with pytest.raises(ValueError, match="as many CGGM as joint runs"):
+        ev.fig3_magnitude_parts(cggm, joint, "hand")
+    with pytest.raises(ValueError, match="as many CGGM as joint runs"):
+        ev.fig3_direction_parts(cggm, joint, "hand")
+    slowed, sped_up = ev.fig3_magnitude_parts(cggm * 2, joint, "hand").values()
+    assert slowed.difference.mean == pytest.approx((math.log(0.5) + math.log(0.5)) / 2) and slowed.expect == -1
+    assert sped_up.difference.mean == pytest.approx((math.log(2) + math.log(4)) / 2)
+    with pytest.raises(ValueError, match="no runs for \\['direction only'\\]"):
+        ev.table6_parts({label: [] for label in ev.TABLE6 if label != "direction only"}, "hand")
+
+
+def test_table6_runs_trains_only_what_the_caller_does_not_have(monkeypatch):
+    trained_labels = []
+
+    def fake_compare(experiment, methods, seeds, method_options, **train_options):
+        assert train_options == {"epochs": 3}
+        labels = [entry.partition("=")[0] for entry in methods]
+        assert method_options == {label: ev.TABLE6[label] for label in labels}
+        trained_labels.extend(labels)
+        return {label: [Run(label, s, None, None) for s in seeds] for label in labels}
+
+    monkeypatch.setattr(ev, "compare", fake_compare)
+    both = [Run("cggm", s, None, None) for s in (0, 1)]
+    runs = ev.table6_runs("toy", [0, 1], trained={"both": both}, epochs=3)
+    assert list(runs) == list(ev.TABLE6) and runs["both"] is both
+    assert trained_labels == ["neither", "magnitude only", "direction only"]
+    assert [run.seed for run in runs["neither"]] == [0, 1]
+    with pytest.raises(ValueError, match="the labels \\['joint'\\]"):
+        ev.table6_runs("toy", [0, 1], trained={"joint": both})
+    with pytest.raises(ValueError, match="'both': \\[0, 1\\]"):
+        ev.table6_runs("toy", [0, 1, 2], trained={"both": both})
