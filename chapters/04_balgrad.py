@@ -1424,7 +1424,7 @@ display(Markdown("Steps of gradient descent on $z_l$ (step size 0.5) until the l
 # %% tags=["solution", "hide-input"]
 normalised_image = compare(Experiment("emoji", normalize={"image": True}), list(FUSION_METHODS), SEEDS, ratios=(),
                            epochs=EMOJI_EPOCHS)
-image_settings = {**by_backbone, "EfficientNet-Lite0, L2-normalised": normalised_image}
+image_settings = {**by_backbone, "L2-normalised EfficientNet-Lite0": normalised_image}
 rows = [[setting, Dominance(setting, [run.table for run in runs["joint"]]).dominant,
          stats.summarize(runs["joint"], gap).text(),
          stats.paired_difference(runs["balgrad"], runs["joint"], gap).text(),
