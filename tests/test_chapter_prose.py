@@ -24,7 +24,7 @@ PLACE = re.compile(rf"(?:{PLACE_WORDS})\s*[A-Z]?\d+(?:\.\d+)*")
 CONFIDENCE_LEVEL = re.compile(r"95\s?(?:\\?%|per ?cent)")
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 TYPED_NUMBER = re.compile(r"(?<![\w.])\d*\.\d+(?![\w])|\d+(?:\.\d+)?\s?(?:\\?%|per ?cent)")
-FIGURE_CELL = re.compile(r"plt\.show\(\)|display\(plots\.|\b\w+_panel\(")
+FIGURE_CELL = re.compile(r"plt\.show\(\)|display\([\w.]*(?:plots\.|_figure\()|\b\w+_panel\(")
 CAPTION = re.compile(r"\*\*Figure (\d+)\.(\d+)\.\*\*")
 
 

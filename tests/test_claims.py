@@ -229,7 +229,7 @@ def test_every_claim_is_well_formed_and_keys_are_unique():
 
 def test_write_and_read_round_trip(tmp_path):
     ledger = FakeLedger({key("balgrad"): fake_runs([10.0, 11.0, 12.5]), key("joint"): fake_runs([20.0, 22.0, 23.0])})
-    chosen = [c for c in claims.CLAIMS if c.key in ("balgrad-table1-missing", "balgrad-fig9-backbones")]
+    chosen = [c for c in claims.CLAIMS if c.key in ("balgrad-table1-missing", "balgrad-hateful-memes")]
     markdown = claims.write(tmp_path, ledger, "test", chosen)
     text = markdown.read_text()
     assert "2 claims: 1 holds, 0 does not hold, 0 partly, 1 not testable here." in text
