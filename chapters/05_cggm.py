@@ -62,7 +62,7 @@ from IPython.display import Markdown, display
 import modbal_lib
 from modbal_lib import cggm_evidence as ev
 from modbal_lib import stats
-from modbal_lib.claims import combined, directional, paper_vs_measured
+from modbal_lib.claims import combined, directional, paper_vs_measured, parts_table, verdict_text
 from modbal_lib.dominance import dominant_modality
 from modbal_lib.experiments import Experiment, compare, run_tables
 from modbal_lib.features import load_features
@@ -1075,20 +1075,10 @@ display(ev.trajectory_figure({"joint training (Fig. 2)": traced["SeeSaw"]["joint
 
 
 # %%
-def verdict_text(finding):
-    return finding.verdict + (f" ({finding.detail})" if finding.detail else "")
-
-
 def findings_table(parts_by_dataset, digits=2):
-    """Each part of a claim through the ledger's rule (``claims.directional``): the sign the paper implies,
-    what the kit measured as Δ [95 % interval] (n) with ``digits`` decimals, the verdict."""
-    rows = []
-    for name, parts in parts_by_dataset.items():
-        for part, reading in parts.items():
-            rows.append([name, part, "Δ > 0" if reading.expect > 0 else "Δ < 0",
-                         f"{reading.what}: {reading.difference.text(digits, verdict=False)}",
-                         verdict_text(directional(*reading))])
-    return markdown_table(["data", "part of the claim", "the paper implies", "the kit measured", "verdict"], rows)
+    """``claims.parts_table`` of the parts on each dataset, one row per (dataset, part)."""
+    return parts_table({f"{name}: {part}": reading for name, parts in parts_by_dataset.items()
+                        for part, reading in parts.items()}, digits)
 
 
 figure_parts = {

@@ -65,7 +65,7 @@ from IPython.display import Markdown, display
 import modbal_lib
 from modbal_lib import goal_evidence as ge
 from modbal_lib import stats, theory
-from modbal_lib.claims import combined, directional, paper_vs_measured
+from modbal_lib.claims import combined, directional, paper_vs_measured, parts_table, verdict_text
 from modbal_lib.evaluate import evaluate
 from modbal_lib.experiments import Experiment, compare, history_mean, run_tables
 from modbal_lib.grads import loss_grads
@@ -1073,20 +1073,6 @@ display(Markdown(paper_vs_measured(
 emoji_test = experiments["emoji"].features("test")
 
 
-def verdict_text(finding):
-    """A ledger finding as its verdict, with the reason where there is one."""
-    return finding.verdict + (f" ({finding.detail})" if finding.detail else "")
-
-
-def findings_table(parts, digits=2):
-    """Each part of a claim through the ledger's rule (``claims.directional``): the sign the paper implies, what
-    the kit measured as Δ [95 % interval] (n) with ``digits`` decimals, and the verdict."""
-    rows = [[name, "Δ > 0" if part.expect > 0 else "Δ < 0",
-             f"{part.what}: {part.difference.text(digits, verdict=False)}", verdict_text(directional(*part))]
-            for name, part in parts.items()]
-    return stats.markdown_table(["part of the claim", "the paper implies", "the kit measured", "verdict"], rows)
-
-
 evidence = {}  # claim -> its parts, for the verdicts at the end of the section
 
 # %% [markdown]
@@ -1140,7 +1126,7 @@ a7_lines.append("- A.7's rule favours the modality whose head's logits vary less
                 "seeds.")
 display(Markdown(f"**emoji test, section 6's GOAL models** ({stats.SD_NOTE})\n\n"
                  + stats.markdown_table([""] + list(A7_COLUMNS), rows) + "\n\n"
-                 + findings_table(evidence["A.7: the entropy tracks A.7's variance, AL follows A.7"]) + "\n\n"
+                 + parts_table(evidence["A.7: the entropy tracks A.7's variance, AL follows A.7"]) + "\n\n"
                  + "\n".join(a7_lines)))
 
 # %%
@@ -1209,7 +1195,7 @@ display(Markdown(f"**emoji test, fused features** ({stats.SD_NOTE}; paired diffe
                  + stats.markdown_table(["indicator"] + [NAMES[label] for label in CLUSTERED]
                                         + ["GOAL − joint + heads", "GOAL vs joint (means)", "Table 9, GOAL vs Base"],
                                         rows) + "\n\n"
-                 + findings_table(evidence["A.12: GOAL's fused features cluster better (Table 9)"], digits=3)))
+                 + parts_table(evidence["A.12: GOAL's fused features cluster better (Table 9)"], digits=3)))
 
 # %% [markdown]
 # Compare the last two columns for the size of the effect, and the verdicts for whether it is more than seed
@@ -1256,8 +1242,8 @@ a15_over.update({f"{m}: rises more than the baseline's": ge.Part(
 evidence["A.15: g and G agree in GOAL's final model (Fig. 8)"] = a15_final
 evidence["A.15 over training: GOAL brings g and G together"] = a15_over
 display(Markdown("**the final models, emoji training set** (mean per-batch cosine)\n\n"
-                 + findings_table(a15_final) + "\n\n**over training** (mean over the last fifth of the steps minus "
-                 "the first fifth)\n\n" + findings_table(a15_over)))
+                 + parts_table(a15_final) + "\n\n**over training** (mean over the last fifth of the steps minus "
+                 "the first fifth)\n\n" + parts_table(a15_over)))
 
 # %% [markdown]
 # ### A.16: does GOAL converge faster?
@@ -1291,7 +1277,7 @@ evidence["A.16: GOAL converges faster"] = {
                                          "epochs to half of the fused loss's drop, GOAL − joint + heads, emoji")}
 display(Markdown("epochs to half of the fusion loss's drop: "
                  + ", ".join(f"{label} {stats.summarize(values).text(2)}" for label, values in halfway.items())
-                 + f" ({stats.SD_NOTE})\n\n" + findings_table(evidence["A.16: GOAL converges faster"])))
+                 + f" ({stats.SD_NOTE})\n\n" + parts_table(evidence["A.16: GOAL converges faster"])))
 
 # %% [markdown]
 # ### Fig. 2c: GO as a plug-in
@@ -1331,7 +1317,7 @@ rows = [[label, stats.summarize(fig2c[base], full).text(), stats.summarize(fig2c
 display(Markdown(f"**emoji**, {EPOCHS['emoji']} epochs ({stats.SD_NOTE})\n\n"
                  + stats.markdown_table(["base", "Full", "Full with GO", "ΔGap: with GO − without",
                                          "conflicts before GO"], rows)
-                 + f"\n_{stats.DIFFERENCE_NOTE}._\n\n" + findings_table(evidence["Fig. 2c: GO improves other methods"],
+                 + f"\n_{stats.DIFFERENCE_NOTE}._\n\n" + parts_table(evidence["Fig. 2c: GO improves other methods"],
                                                                       digits=1)))
 
 # %% [markdown]
@@ -1368,7 +1354,7 @@ display(Markdown(f"**SeeSaw with three modalities**, {EPOCHS['seesaw']} epochs, 
                  f"({stats.SD_NOTE})\n\n"
                  + stats.markdown_table(list(goal_inside), [[stats.summarize(table3["goal"], pick).text(2)
                                                              for pick in goal_inside.values()]])
-                 + "\n\n" + findings_table(evidence["Table 3: GOAL beats joint with three modalities"], digits=1)))
+                 + "\n\n" + parts_table(evidence["Table 3: GOAL beats joint with three modalities"], digits=1)))
 
 # %% [markdown]
 # ### The evidence, claim by claim

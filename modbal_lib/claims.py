@@ -9,7 +9,8 @@ verdicts — **holds**, **does not hold**, **partly** (the finding says which pa
 turns it into the ledger's words, and ``near`` does the same for a measured quantity against a theoretical
 value (a residual slope of 2: the paired difference against that value, within a stated tolerance). The
 first-order claims (BalGrad's Propositions, GOAL's appendix) run ``theory``'s checks on models that
-``Ledger.trained`` trains briefly per seed; BalGrad's Fig. 2 reads ``dominance.first_vs_costliest``. Chapter 8 renders the ledger; ``make report`` writes
+``Ledger.trained`` trains briefly per seed; BalGrad's Fig. 2 reads ``dominance.first_vs_costliest``.
+Chapter 8 renders the ledger; ``make report`` writes
 ``results/CLAIMS.md`` (``ledger_markdown``). ``paper_vs_measured`` is the box the chapters show.
 """
 
@@ -173,6 +174,21 @@ def from_parts(parts: dict, digits: int = 1) -> Finding:
     return combined({part: directional(*evidence, digits=digits) for part, evidence in parts.items()})
 
 
+def verdict_text(finding: Finding) -> str:
+    """A finding's verdict, with its reason where there is one ("does not hold (within seed noise)")."""
+    return finding.verdict + (f" ({finding.detail})" if finding.detail else "")
+
+
+def parts_table(parts: dict, digits: int = 2) -> str:
+    """Markdown: each part of a claim (``{part: Part(difference, expect, what)}``, as ``cggm_evidence`` and
+    ``goal_evidence`` give them) with the sign the paper implies, what the kit measured (Δ [95 % interval] (n),
+    ``digits`` decimals) and its verdict by ``directional`` (chapters 5 and 6)."""
+    rows = [[name, "Δ > 0" if part.expect > 0 else "Δ < 0",
+             f"{part.what}: {part.difference.text(digits, verdict=False)}",
+             verdict_text(directional(*part, digits=digits))] for name, part in parts.items()]
+    return stats.markdown_table(["part of the claim", "the paper implies", "the kit measured", "verdict"], rows)
+
+
 def paired(a: list[Run], b: list[Run], pick: Callable[[Run], float]) -> stats.Difference:
     return stats.paired_difference(a, b, pick)
 
@@ -252,7 +268,8 @@ def step_cost_check(dataset: str, method: str, reference: str, paper_ratio: floa
         if excess.verdict == stats.TOO_FEW:
             return Finding(measured, NOT_TESTABLE, too_few_seeds(excess.n))
         if excess.differs and excess.mean > 0:
-            return Finding(measured, DOES_NOT_HOLD, f"dearer than {paper_ratio:g}× (log-ratio excess {excess.text(3)})")
+            return Finding(measured, DOES_NOT_HOLD,
+                           f"dearer than {paper_ratio:g}× (log-ratio excess {excess.text(3)})")
         return Finding(measured, HOLDS, f"not dearer than {paper_ratio:g}× (log-ratio excess {excess.text(3)})")
     return check
 
@@ -308,7 +325,8 @@ def proposition1_literal_check(ledger: Ledger) -> Finding:
     excess = stats.summarize([r.literal_excess for r in rows])
     detail = finding.detail
     if finding.verdict == DOES_NOT_HOLD:
-        detail += f"; a first-order error: the literal rate is {excess.mean:+.0%} above the corrected one (|g_T|² twice)"
+        detail += (f"; a first-order error: the literal rate is {excess.mean:+.0%} above the corrected one "
+                   "(|g_T|² twice)")
     return replace(finding, detail=detail)
 
 
@@ -323,7 +341,8 @@ def proposition2_check(ledger: Ledger) -> Finding:
         slowed = stats.paired_difference([r.measured_rate for r in conflicting],
                                          [r.rate_without_inner for r in conflicting])
         parts["a conflict slows the decrease"] = directional(
-            slowed, -1, f"−ΔL/λ minus (‖G^τ‖² + ‖G^kl‖²) on {len(conflicting)} of {len(rows)} seeds with a conflict",
+            slowed, -1,
+            f"−ΔL/λ minus (‖G^τ‖² + ‖G^kl‖²) on {len(conflicting)} of {len(rows)} seeds with a conflict",
             digits=3)
     else:
         parts["a conflict slows the decrease"] = Finding("no batch with G^τ·G^kl < 0", NOT_TESTABLE,
@@ -374,7 +393,8 @@ def a9_check(ledger: Ledger) -> Finding:
 
 def a14_check(ledger: Ledger) -> Finding:
     """GOAL A.14 with GOAL's own correction Δv, per branch: the relative error of −η H_s Δv against the actual
-    ΔG grows like η in the Taylor regime (slope 1, ``near`` ±``SLOPE_TOLERANCE``), i.e. ΔG = −η H_s Δv + O(η²).
+    ΔG grows like η in the Taylor regime (slope 1, ``near`` ±``SLOPE_TOLERANCE``),
+    i.e. ΔG = −η H_s Δv + O(η²).
     A seed whose branch has no Taylor regime (a ReLU switches at once) leaves that part not testable."""
     rows = theory.indirect_effect_over_seeds(ledger.trained(THEORY_DATASET, "goal"), A14_STEP_SIZES[ledger.fast])
     parts = {}
@@ -419,7 +439,8 @@ CLAIMS: list[Claim] = [
     Claim("balgrad-prop2", "BalGrad", "Section 3.2.2, Proposition 2 (Eq. 5, Appendix A.2)",
           "When the task and KL gradients conflict (G^τ·G^kl < 0), the first-order decrease of L_T + L_kl shrinks "
           "by 2|G^τ·G^kl|.", "",
-          "theory.proposition2_over_seeds on joint_unimodal_heads, the first batch per seed with G^τ·G^kl < 0: residual "
+          "theory.proposition2_over_seeds on joint_unimodal_heads, the first batch per seed with G^τ·G^kl < 0: "
+          "residual "
           "slope of Eq. 5 against 2, and −ΔL/λ paired against ‖G^τ‖² + ‖G^kl‖²; " + FIRST_ORDER_SIZES,
           "03_gradients_first_order.ipynb", proposition2_check),
     Claim("balgrad-fig2-emoji", "BalGrad", "Section 3.1, Fig. 2 (a) and (b)",
@@ -448,7 +469,8 @@ CLAIMS: list[Claim] = [
     Claim("balgrad-table1-baselines", "BalGrad", "Table 1, Missing ΔGap",
           "BalGrad's missing ΔGap is below that of the balancing baselines MSLR and OGM-GE.",
           "Food-101 missing ΔGap: MSLR 42.48, OGM-GE 47.59, BalGrad 39.54 (Table 1)",
-          "paired differences of missing ΔGap, BalGrad − MSLR and BalGrad − OGM-GE, emoji", "07_head_to_head.ipynb",
+          "paired differences of missing ΔGap, BalGrad − MSLR and BalGrad − OGM-GE, emoji",
+          "07_head_to_head.ipynb",
           against_each("emoji", MISSING_GAP, -1, "missing ΔGap, BalGrad", BALGRAD,
                        {"MSLR": ("mslr", {}), "OGM-GE": ("ogm_ge", {})})),
     Claim("balgrad-table2-reweighting", "BalGrad", "Table 2 (ablation)",
@@ -490,7 +512,8 @@ CLAIMS: list[Claim] = [
           "paired difference of missing ΔGap, BalGrad − joint, under sum and under attention fusion, emoji "
           "(concatenation is Table 1's claim)", "04_balgrad.ipynb",
           lambda ledger: combined({fusion: compared("emoji", MISSING_GAP, -1, f"missing ΔGap ({fusion})",
-                                                    ("balgrad", {"fusion": fusion}), ("joint", {"fusion": fusion}))(ledger)
+                                                    ("balgrad", {"fusion": fusion}),
+                                                    ("joint", {"fusion": fusion}))(ledger)
                                    for fusion in ("sum", "attention")})),
     Claim("balgrad-fig9-backbones", "BalGrad", "Fig. 9 and Appendix C.2",
           "With other backbones (ResNet-50 with DistilBERT, CLIP) BalGrad still narrows missing ΔGap.", "",

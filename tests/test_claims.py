@@ -11,6 +11,7 @@ import numpy as np
 
 from helpers import toy_features
 from modbal_lib import claims, stats, theory
+from modbal_lib.cggm_evidence import Part
 from modbal_lib.claims import paper_vs_measured
 from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Run
@@ -265,3 +266,15 @@ def test_from_parts_judges_each_part_and_names_the_ones_that_hold():
     finding = claims.from_parts(parts, digits=2)
     assert finding.verdict == claims.PARTLY and finding.detail == "holds for a only"
     assert finding.measured.startswith(f"gap a: {lower.text(2)}; gap b: ")
+
+
+def test_parts_table_shows_each_part_with_the_sign_the_paper_implies_and_its_verdict():
+    lower = stats.paired_difference([1.0, 2.0, 3.0], [5.0, 6.1, 7.3])
+    few = stats.paired_difference([1, 2], [3, 4])
+    table = claims.parts_table({"gap": Part(lower, -1, "gap"), "few": Part(few, +1, "x")})
+    lines = table.splitlines()
+    assert lines[0] == "| part of the claim | the paper implies | the kit measured | verdict |"
+    assert lines[2] == f"| gap | Δ < 0 | gap: {lower.text(2, verdict=False)} | holds |"
+    assert lines[3].startswith("| few | Δ > 0 | x: ") and lines[3].endswith("| not testable here (too few seeds "
+                                                                           "(n=2; the kit's rule needs 3)) |")
+    assert claims.verdict_text(claims.Finding("m", claims.HOLDS)) == "holds"
