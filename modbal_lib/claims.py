@@ -174,6 +174,11 @@ def from_parts(parts: dict, digits: int = 1) -> Finding:
     return combined({part: directional(*evidence, digits=digits) for part, evidence in parts.items()})
 
 
+def evidence(check: Callable, digits: int = 1) -> Callable[[Ledger], Finding]:
+    """A ledger check from an evidence module's ``check_*(ledger) -> parts`` (``from_parts`` of its parts)."""
+    return lambda ledger: from_parts(check(ledger), digits=digits)
+
+
 def verdict_text(finding: Finding) -> str:
     """A finding's verdict, with its reason where there is one ("does not hold (within seed noise)")."""
     return finding.verdict + (f" ({finding.detail})" if finding.detail else "")
@@ -605,80 +610,80 @@ CLAIMS: list[Claim] = [
           "Under joint training, the dominant modality's gradient grows fast while the others' stay stable.", "",
           "log growth of each modality's gradient norm (last fifth / first fifth of training), dominant vs others, "
           "joint training with CGGM's classifiers watching, emoji (cggm_evidence.check_fig2_magnitude)",
-          "05_cggm.ipynb", lambda ledger: from_parts(cggm_evidence.check_fig2_magnitude(ledger), digits=2)),
+          "05_cggm.ipynb", evidence(cggm_evidence.check_fig2_magnitude, digits=2)),
     Claim("cggm-fig3-magnitude", "CGGM", "Section 4.3 and Fig. 3(b)",
           "CGGM holds back the dominant modality's gradient early in training and lets the others' grow.", "",
           "log ratio of early gradient norms, CGGM vs joint, per modality, emoji (cggm_evidence.check_fig3_magnitude)",
-          "05_cggm.ipynb", lambda ledger: from_parts(cggm_evidence.check_fig3_magnitude(ledger), digits=2)),
+          "05_cggm.ipynb", evidence(cggm_evidence.check_fig3_magnitude, digits=2)),
     Claim("cggm-fig2-direction", "CGGM", "Section 3.2 and Fig. 2(c)",
           "Under joint training, the weaker modality's gradient points against the fusion's while the dominant "
           "modality's comes into line with it.", "",
           "cosine of each classifier's gradient with the fused head's, over training, emoji "
           "(cggm_evidence.check_fig2_direction)",
-          "05_cggm.ipynb", lambda ledger: from_parts(cggm_evidence.check_fig2_direction(ledger), digits=2)),
+          "05_cggm.ipynb", evidence(cggm_evidence.check_fig2_direction, digits=2)),
     Claim("cggm-fig3-direction", "CGGM", "Section 4.3 and Fig. 3(c)",
           "Under CGGM every modality's gradient agrees more with the fusion's than under joint training.", "",
           "paired difference of the late cosine with the fused gradient, CGGM − joint, per modality, emoji "
           "(cggm_evidence.check_fig3_direction)",
-          "05_cggm.ipynb", lambda ledger: from_parts(cggm_evidence.check_fig3_direction(ledger), digits=2)),
+          "05_cggm.ipynb", evidence(cggm_evidence.check_fig3_direction, digits=2)),
     Claim("cggm-fig4-stand-in", "CGGM", "Sections 3.3.2 and 4.4, Fig. 4",
           "A classifier's gradient is a faithful stand-in for its modality's unimodal gradient (the method's key "
           "assumption).", "",
           "cosine per batch between the classifier's gradient and the true unimodal gradient, against pairs from "
           "different batches, emoji (cggm_evidence.check_fig4_stand_in)",
-          "05_cggm.ipynb", lambda ledger: from_parts(cggm_evidence.check_fig4_stand_in(ledger), digits=2)),
+          "05_cggm.ipynb", evidence(cggm_evidence.check_fig4_stand_in, digits=2)),
     Claim("cggm-table5-cggm", "CGGM", "Section 4.4 and Table 5",
           "CGGM raises every modality's classifier accuracy over joint training.", "",
           "paired difference of each classifier's test accuracy, CGGM − joint, emoji (cggm_evidence.check_table5_cggm)",
-          "05_cggm.ipynb", lambda ledger: from_parts(cggm_evidence.check_table5_cggm(ledger))),
+          "05_cggm.ipynb", evidence(cggm_evidence.check_table5_cggm)),
     Claim("cggm-table5-joint", "CGGM", "Section 4.4 and Table 5",
           "Joint training under-uses the weaker modalities: their classifiers fall below unimodal training while "
           "the dominant one's does not.", "",
           "paired differences of classifier accuracy, joint − unimodal model, per modality, emoji "
           "(cggm_evidence.check_table5_joint)",
-          "05_cggm.ipynb", lambda ledger: from_parts(cggm_evidence.check_table5_joint(ledger))),
+          "05_cggm.ipynb", evidence(cggm_evidence.check_table5_joint)),
     Claim("cggm-table6-order", "CGGM", "Section 4.5 and Table 6",
           "Modulating the magnitude and modulating the direction each help, and the magnitude helps more.", "",
           "paired differences of Full: magnitude only and direction only, each − neither, and magnitude − direction, "
           "emoji (cggm_evidence.check_table6)",
-          "05_cggm.ipynb", lambda ledger: from_parts(cggm_evidence.check_table6(ledger))),
+          "05_cggm.ipynb", evidence(cggm_evidence.check_table6)),
     Claim("goal-a7-premise", "GOAL", "Section 3.3 and Appendix A.7",
           "A modality whose prediction has high entropy also has high prediction variance, so AL, which favours "
           "confident modalities, favours the low-variance one.", "",
           "Spearman correlation of normalised entropy with A.7's variance across test samples, and AL's weight of the "
           "smaller-variance modality, emoji (goal_evidence.check_a7)",
-          "06_goal.ipynb", lambda ledger: from_parts(goal_evidence.check_a7(ledger), digits=2)),
+          "06_goal.ipynb", evidence(goal_evidence.check_a7, digits=2)),
     Claim("goal-a12-clustering", "GOAL", "Appendix A.12 and Table 9",
           "GOAL's fused features cluster by class better than the baseline's.",
           "Silhouette 0.074 → 0.131, DBI 2.566 → 1.910, NMI 0.457 → 0.939, ARI 0.403 → 0.498 (Table 9)",
           "paired differences of silhouette, Davies–Bouldin, NMI and ARI of the fused test features, GOAL − joint, "
           "emoji (goal_evidence.check_a12)",
-          "06_goal.ipynb", lambda ledger: from_parts(goal_evidence.check_a12(ledger), digits=3)),
+          "06_goal.ipynb", evidence(goal_evidence.check_a12, digits=3)),
     Claim("goal-a15-alignment", "GOAL", "Appendix A.15 and Fig. 8",
           "In a GOAL-trained model the fusion gradient g and the unimodal gradient G are well aligned, more than in "
           "the baseline.", "",
           "cosine of g and G per batch on the final model, GOAL − joint with heads, per modality, emoji "
           "(goal_evidence.check_a15)",
-          "06_goal.ipynb", lambda ledger: from_parts(goal_evidence.check_a15(ledger), digits=3)),
+          "06_goal.ipynb", evidence(goal_evidence.check_a15, digits=3)),
     Claim("goal-a15-over-training", "GOAL", "Appendices A.14 and A.15 (the kit's extension over training)",
           "GOAL brings g and G into line as training goes on.", "",
           "cos(g, G) per step, last fifth minus first fifth of training, per modality, emoji "
           "(goal_evidence.check_a15_over_training)",
-          "06_goal.ipynb", lambda ledger: from_parts(goal_evidence.check_a15_over_training(ledger), digits=2)),
+          "06_goal.ipynb", evidence(goal_evidence.check_a15_over_training, digits=2)),
     Claim("goal-a16-convergence", "GOAL", "Appendix A.16",
           "GOAL converges faster than the baseline.", "",
           "paired difference of the epochs to half the task loss's drop (dominance.halfway_iteration), GOAL − joint, "
           "emoji (goal_evidence.check_a16)",
-          "06_goal.ipynb", lambda ledger: from_parts(goal_evidence.check_a16(ledger), digits=2)),
+          "06_goal.ipynb", evidence(goal_evidence.check_a16, digits=2)),
     Claim("goal-table3-three", "GOAL", "Table 3 and Appendix A.8",
           "GOAL beats concatenation also with three modalities.", "IEMOCAP accuracy 68.94 → 72.90 (Table 3)",
           "paired difference of Full, GOAL − joint, SeeSaw with three modalities (goal_evidence.check_table3)",
-          "06_goal.ipynb", lambda ledger: from_parts(goal_evidence.check_table3(ledger))),
+          "06_goal.ipynb", evidence(goal_evidence.check_table3)),
     Claim("goal-fig2c-plug-in", "GOAL", "Section 4.3 and Fig. 2(c)",
           "Adding GO to a method that rescales the modalities' gradients improves it.", "",
           "paired differences of Full, base + GO − base, for OGM-GE, MSLR and joint with heads, emoji "
           "(goal_evidence.check_fig2c, methods.plus_go)",
-          "06_goal.ipynb", lambda ledger: from_parts(goal_evidence.check_fig2c(ledger))),
+          "06_goal.ipynb", evidence(goal_evidence.check_fig2c)),
 ]
 
 
