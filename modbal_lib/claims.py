@@ -30,7 +30,7 @@ from modbal_lib.bench import DEFAULT_EPOCHS
 from modbal_lib.dominance import first_vs_costliest
 from modbal_lib.experiments import Experiment, Run, compare, history_mean
 from modbal_lib.plots import ratio_delta_gap
-from modbal_lib.utils import atomic_path
+from modbal_lib.utils import atomic_path, progress, silent_progress
 
 HOLDS, DOES_NOT_HOLD, PARTLY, NOT_TESTABLE = "holds", "does not hold", "partly", "not testable here"
 VERDICTS = (HOLDS, DOES_NOT_HOLD, PARTLY, NOT_TESTABLE)
@@ -698,7 +698,11 @@ def run_ledger(ledger: Ledger, claims: list[Claim] | None = None) -> list[Row]:
     keys = [c.key for c in CLAIMS]
     if len(set(keys)) != len(keys):
         raise ValueError("claims: two claims share a key")
-    return [Row(claim, claim.run(ledger)) for claim in (CLAIMS if claims is None else claims)]
+    rows = []
+    for claim in progress(CLAIMS if claims is None else claims, desc="claims ledger"):
+        with silent_progress():  # one bar for the ledger, not one per training run
+            rows.append(Row(claim, claim.run(ledger)))
+    return rows
 
 
 def verdict_counts(rows: list[Row]) -> dict[str, int]:

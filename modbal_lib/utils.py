@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import os
 import platform
@@ -188,9 +189,23 @@ def cpu_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+_SILENT = contextvars.ContextVar("modbal_silent_progress", default=False)
+
+
+@contextlib.contextmanager
+def silent_progress():
+    """Inside this block ``progress`` shows nothing: a caller with its own bar (the claims ledger) keeps the
+    many short bars of what it calls from flooding a notebook's output with widgets."""
+    token = _SILENT.set(True)
+    try:
+        yield
+    finally:
+        _SILENT.reset(token)
+
+
 def progress(iterable=None, *, desc: str | None = None, total: int | None = None, **kwargs):
-    """A tqdm progress bar (silenced by ``MODBAL_PROGRESS=0``, e.g. in tests)."""
-    disable = not env_flag("MODBAL_PROGRESS", default=True)
+    """A tqdm progress bar (silenced by ``MODBAL_PROGRESS=0``, e.g. in tests, and inside ``silent_progress``)."""
+    disable = _SILENT.get() or not env_flag("MODBAL_PROGRESS", default=True)
     return tqdm(iterable, desc=desc, total=total, disable=disable, leave=False, **kwargs)
 
 

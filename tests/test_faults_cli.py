@@ -148,3 +148,13 @@ def test_environment_report_shows_the_mode_the_chapter_runs_in(monkeypatch):
     assert utils.environment_report()["fast mode"] == "False"
     assert utils.environment_report(fast=True)["fast mode"] == "True"  # papermill's -p FAST True wins over the variable
     assert utils.environment_report()["torch"] == torch.__version__
+
+
+def test_silent_progress_hides_the_bars_inside_it_only(monkeypatch):
+    monkeypatch.setenv("MODBAL_PROGRESS", "1")
+    assert not utils.progress(range(2)).disable
+    with utils.silent_progress():
+        assert utils.progress(range(2)).disable
+    assert not utils.progress(range(2)).disable
+    monkeypatch.setenv("MODBAL_PROGRESS", "0")
+    assert utils.progress(range(2)).disable
