@@ -1059,12 +1059,17 @@ for settings, effect, what in ((by_fusion, fusion_effect, "fusion"), (by_backbon
                      + f"\n_{stats.DIFFERENCE_NOTE}._\n"))
 
 # %%
-display(plots.grouped_bars_figure(
-    {quantity: {fusion: {METHOD_NAMES[m]: [pick(run) for run in runs[m]] for m in FUSION_METHODS}
-                for fusion, runs in by_fusion.items()}
-     for quantity, pick in (("missing ΔGap (points)", gap), ("Full (accuracy, %)", full))},
-    title=f"emoji, {EMOJI_EPOCHS} epochs: BalGrad and joint under three fusions (BalGrad Fig. 8 shape; "
-          f"mean ± sample SD, n = {len(SEEDS)} seeds)", xlabel="fusion"))
+def settings_figure(by_setting, what, xlabel):
+    """Missing ΔGap and Full of joint training and BalGrad per setting (a fusion or a backbone), per seed."""
+    return plots.grouped_bars_figure(
+        {quantity: {setting: {METHOD_NAMES[m]: [pick(run) for run in runs[m]] for m in FUSION_METHODS}
+                    for setting, runs in by_setting.items()}
+         for quantity, pick in (("missing ΔGap (points)", gap), ("Full (accuracy, %)", full))},
+        title=f"emoji, {EMOJI_EPOCHS} epochs: BalGrad and joint {what} (mean ± sample SD, n = {len(SEEDS)} seeds)",
+        xlabel=xlabel)
+
+
+display(settings_figure(by_fusion, "under three fusions (BalGrad Fig. 8 shape)", "fusion"))
 
 # %% [markdown]
 # **Figure 4.8.** The Fig. 8 shape on emoji: missing-modality ΔGap (left) and Full accuracy (right) of
@@ -1074,12 +1079,8 @@ display(plots.grouped_bars_figure(
 # which Fig. 8 does not report.
 
 # %%
-display(plots.grouped_bars_figure(
-    {quantity: {backbone: {METHOD_NAMES[m]: [pick(run) for run in runs[m]] for m in FUSION_METHODS}
-                for backbone, runs in by_backbone.items()}
-     for quantity, pick in (("missing ΔGap (points)", gap), ("Full (accuracy, %)", full))},
-    title=f"emoji, {EMOJI_EPOCHS} epochs: BalGrad and joint with two image backbones (BalGrad Fig. 9 shape; "
-          f"mean ± sample SD, n = {len(SEEDS)} seeds)", xlabel="image backbone (text: MiniLM)"))
+display(settings_figure(by_backbone, "with two image backbones (BalGrad Fig. 9 shape)",
+                        "image backbone (text: MiniLM)"))
 
 # %% [markdown]
 # **Figure 4.9.** The Fig. 9 shape on emoji: the same two scores with the frozen EfficientNet-Lite0 image

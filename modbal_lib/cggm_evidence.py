@@ -484,17 +484,13 @@ def table6_ledger_runs(ledger, dataset: str) -> dict[str, list[Run]]:
 
 # --- the readings as parts: {part: Part} (the chapter calls these on its runs, the ledger's checks on its own) ---
 
-def _versus_zero(values: list[float]) -> stats.Difference:
-    return stats.paired_difference(values, [0.0] * len(values))
-
-
 def fig2_magnitude_parts(joint: list[TrainResult], dataset: str) -> dict[str, Part]:
     """CGGM Section 3.2 / Fig. 2(b): under joint training (``FIG2`` runs, one per seed) the dominant modality's
     gradient norm grows (log growth > 0) and grows faster than the others' (``growth_reading``, seed by seed)."""
     readings = [growth_reading(result) for result in joint]
     dominant, others = [r[0] for r in readings], [r[1] for r in readings]
     return {"the dominant modality's gradient grows": Part(
-                _versus_zero(dominant), +1,
+                stats.against(dominant), +1,
                 f"log(late / early gradient norm) of the dominant modality, joint, {dataset}"),
             "faster than the others'": Part(
                 stats.paired_difference(dominant, others), +1,
@@ -529,10 +525,10 @@ def fig3_magnitude_parts(cggm: list[TrainResult], joint: list[TrainResult], data
         slowed.append(early_norm_ratio(a, b, dominant))
         sped_up.append(float(np.mean([early_norm_ratio(a, b, m) for m in history_modalities(b) if m != dominant])))
     return {"CGGM slows the dominant modality early": Part(
-                _versus_zero(slowed), -1,
+                stats.against(slowed), -1,
                 f"log early gradient norm of the dominant modality, CGGM / joint, {dataset}"),
             "and speeds up the others": Part(
-                _versus_zero(sped_up), +1,
+                stats.against(sped_up), +1,
                 f"log early gradient norm of the other modalities, CGGM / joint, {dataset}")}
 
 
@@ -546,9 +542,9 @@ def fig2_direction_parts(joint: list[TrainResult], dataset: str) -> dict[str, Pa
         weak.append(float(np.mean([np.mean(c) for m, c in cosine.items() if m != dominant])))
         rise.append(window_mean(cosine[dominant], "late") - window_mean(cosine[dominant], "early"))
     return {"the weaker modality opposes the fusion": Part(
-                _versus_zero(weak), -1, f"mean cos(fused, classifier) of the weaker modality, joint, {dataset}"),
+                stats.against(weak), -1, f"mean cos(fused, classifier) of the weaker modality, joint, {dataset}"),
             "the dominant modality's cosine rises": Part(
-                _versus_zero(rise), +1,
+                stats.against(rise), +1,
                 f"cos(fused, classifier) of the dominant modality, late − early, joint, {dataset}")}
 
 
@@ -572,7 +568,7 @@ def fig4_parts(pairs_per_seed: list[dict[str, tuple[Tensor, Tensor]]], dataset: 
     for m in per_seed[0]:
         matched = [float(np.mean(c[m]["matched"])) for c in per_seed]
         other = [float(np.mean(c[m]["other batch"])) for c in per_seed]
-        parts[f"{m}: same direction"] = Part(_versus_zero(matched), +1,
+        parts[f"{m}: same direction"] = Part(stats.against(matched), +1,
                                              f"mean cos(classifier, unimodal gradient) of {m}, {dataset}")
         parts[f"{m}: tracks its batch"] = Part(stats.paired_difference(matched, other), +1,
                                                f"cos of {m}, same batch − another batch, {dataset}")
@@ -601,10 +597,10 @@ def table5_joint_parts(table: dict[str, dict[str, list[float]]], joint: list[Tra
     weak = [float(np.mean([joint_scores[m][s] - unimodal[m][s] for m in joint_scores if m != d]))
             for s, d in enumerate(dominants)]
     return {"the dominant modality's classifier gains": Part(
-                _versus_zero(gain), +1,
+                stats.against(gain), +1,
                 f"test accuracy of the dominant modality's f, joint − unimodal training, {dataset}"),
             "the weaker modalities' classifiers lose": Part(
-                _versus_zero(weak), -1,
+                stats.against(weak), -1,
                 f"test accuracy of the weaker modalities' f, joint − unimodal training, {dataset}")}
 
 

@@ -240,8 +240,7 @@ def unimodal_loss_gap(run: Run, last_share: float = 0.2) -> float:
     if len(names) != 2:
         raise ValueError(f"unimodal_loss_gap needs two modalities' losses, the history has {names}")
     a, b = (np.asarray(history[name], dtype=float) for name in names)
-    tail = max(1, int(len(a) * last_share))
-    return float(np.mean(np.abs(a[-tail:] - b[-tail:])))
+    return cggm_evidence.window_mean(np.abs(a - b), "late", last_share)
 
 
 def conflict_share(run: Run) -> float:
@@ -268,7 +267,7 @@ def step_cost_check(dataset: str, method: str, reference: str, paper_ratio: floa
         runs, reference_runs = ledger.runs(dataset, method), ledger.runs(dataset, reference)
         ratios = [a.result.median_step_seconds / b.result.median_step_seconds
                   for a, b in zip(runs, reference_runs, strict=True)]
-        excess = stats.paired_difference([math.log(r) for r in ratios], [math.log(paper_ratio)] * len(ratios))
+        excess = stats.against([math.log(r) for r in ratios], math.log(paper_ratio))
         measured = f"step time {method} / {reference} on {dataset}: {stats.summarize(ratios).text(2)}"
         if excess.verdict == stats.TOO_FEW:
             return Finding(measured, NOT_TESTABLE, too_few_seeds(excess.n))
@@ -286,7 +285,7 @@ def near(values, value: float, tolerance: float, what: str, fmt: str = ".3f") ->
     ``value`` and **does not hold** otherwise (wholly outside: the quantity is elsewhere; reaching outside: not
     shown to be there). Below ``stats.MIN_SEEDS`` seeds: not testable here."""
     values = [float(v) for v in values]
-    difference = stats.paired_difference(values, [value] * len(values))
+    difference = stats.against(values, value)
     measured = (f"{what}: {value + difference.mean:{fmt}} [{value + difference.low:{fmt}}, "
                 f"{value + difference.high:{fmt}}] (n={difference.n}; theory {value:g})")
     if difference.verdict == stats.TOO_FEW:
@@ -363,7 +362,7 @@ def fig2_check(dataset: str) -> Callable[[Ledger], Finding]:
         runs = ledger.runs(dataset, HEADS[0], ratios=(), **HEADS[1])  # Fig. 2a needs no missing-ratio sweep
         rows = first_vs_costliest(runs)
         chance = 1 / len(runs[0].result.model.modalities)
-        agreement = stats.paired_difference([float(r.agree) for r in rows], [chance] * len(rows))
+        agreement = stats.against([float(r.agree) for r in rows], chance)
         pairs = ", ".join(f"{r.first or 'none'}/{r.costliest}" for r in rows)
         return directional(agreement, +1, f"{dataset}: first = costliest on {sum(r.agree for r in rows)} of "
                                           f"{len(rows)} seeds (first/costliest: {pairs}); agreement − chance")

@@ -36,7 +36,7 @@ from modbal_lib.evaluate import FeatureSource, ImpairmentTable, evaluate
 from modbal_lib.experiments import Experiment, Run
 from modbal_lib.features import FeatureSet, Impairment
 from modbal_lib.metrics import higher_is_better
-from modbal_lib.stats import Difference, paired_difference, summarize
+from modbal_lib.stats import Difference, against, paired_difference, summarize
 
 MISSING_ENCODINGS = ("black", "white", "zero")
 
@@ -306,7 +306,7 @@ def shortfalls(alone: Sequence, joint: Sequence, modality: str) -> list[float]:
 def shortfall(alone: Sequence, joint: Sequence, modality: str) -> Difference:
     """``shortfalls`` as the kit's paired difference: mean, 95 % interval, verdict (``stats.paired_difference``)."""
     values = shortfalls(alone, joint, modality)
-    return paired_difference(values, np.zeros(len(values)))
+    return against(values)
 
 
 class Leaning(NamedTuple):

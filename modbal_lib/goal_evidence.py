@@ -39,7 +39,7 @@ from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, normalize
 from torch import Tensor
 
 from modbal_lib import stats
-from modbal_lib.cggm_evidence import SHARE, Part, _versus_zero, seed_band, window_mean
+from modbal_lib.cggm_evidence import SHARE, Part, seed_band, window_mean
 from modbal_lib.dominance import halfway_iteration
 from modbal_lib.experiments import Experiment, Run, compare
 from modbal_lib.featureset import FeatureSet
@@ -166,11 +166,11 @@ def a7_parts(goal: list[Run], test: FeatureSet, dataset: str) -> dict[str, Part]
     modality A.7 favours (the AL weight of the smaller-variance modality above 1/M, in percentage points)."""
     readings = [a7_reading(run.result.model, test) for run in goal]
     parts = {f"{m}: entropy tracks variance": Part(
-        _versus_zero([r[m]["spearman"] for r in readings]), +1,
+        stats.against([r[m]["spearman"] for r in readings]), +1,
         f"Spearman(u_i, d_i) of {m}, GOAL, {dataset} test") for m in readings[0]}
     favoured = [100 * (r[min(r, key=lambda m: r[m]["variance"])]["al_weight"] - 1 / len(r)) for r in readings]
     parts["AL favours A.7's modality"] = Part(
-        _versus_zero(favoured), +1,
+        stats.against(favoured), +1,
         f"AL weight of the smaller-variance modality − 1/M (percentage points), GOAL, {dataset} test")
     return parts
 
@@ -385,7 +385,7 @@ def a15_parts(goal: list[Run], heads: list[Run], train_set: FeatureSet, dataset:
     a, b = mean_alignment(goal, train_set), mean_alignment(heads, train_set)
     parts = {}
     for m in a[0]:
-        parts[f"{m}: aligned under GOAL"] = Part(_versus_zero([s[m] for s in a]), +1,
+        parts[f"{m}: aligned under GOAL"] = Part(stats.against([s[m] for s in a]), +1,
                                                  f"mean cos(g, G) of {m}, final GOAL model, {dataset} train")
         parts[f"{m}: more than the baseline"] = Part(
             stats.paired_difference([s[m] for s in a], [s[m] for s in b]), +1,
@@ -403,7 +403,7 @@ def a15_over_training_parts(traced_goal: list[TrainResult], dataset: str) -> dic
     """A.15 over training (``TracedGOAL`` runs, one per seed): per modality, cos(g, G) rises under GOAL
     (late − early mean > 0, ``alignment_change``)."""
     changes = [alignment_change(result) for result in traced_goal]
-    return {m: Part(_versus_zero([c[m] for c in changes]), +1, f"cos(g, G) of {m}, late − early, GOAL, {dataset}")
+    return {m: Part(stats.against([c[m] for c in changes]), +1, f"cos(g, G) of {m}, late − early, GOAL, {dataset}")
             for m in changes[0]}
 
 

@@ -112,6 +112,13 @@ def paired_difference(a: Sequence, b: Sequence, pick: Callable | None = None) ->
     return Difference(mean, low, high, int(differences.size), verdict(low, high, differences.size))
 
 
+
+def against(values: Sequence[float], value: float = 0.0) -> Difference:
+    """Per-seed ``values`` against a fixed ``value`` (0, a theoretical slope, chance, a paper's ratio):
+    ``paired_difference(values, [value] * n)``, so the same interval and verdict."""
+    values = list(values)
+    return paired_difference(values, [value] * len(values))
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table (a "|" inside a cell is escaped); every row must have as many cells as ``header``."""
     for row in rows:

@@ -99,3 +99,9 @@ def test_impairment_table_round_trips_through_json():
     original.ratio_sweep = {"image": {0.2: 75.0, 0.8: 50.0}}
     assert ImpairmentTable.from_dict(original.as_dict()) == original
     assert ImpairmentTable.from_dict(original.as_dict()).missing_delta_gap == original.missing_delta_gap == 30.0
+
+
+def test_against_is_the_paired_difference_with_a_fixed_value():
+    values = [1.9, 2.05, 2.1]
+    assert stats.against(values, 2.0) == stats.paired_difference(values, [2.0, 2.0, 2.0])
+    assert stats.against([0.5, 0.7, 0.6]).differs and stats.against((v for v in [1.0, 2.0])).verdict == stats.TOO_FEW
