@@ -142,12 +142,13 @@ display(Markdown("\n".join([
 #
 # - **Our setting is not the papers'.** The papers train (or fine-tune) large encoders on tens of
 #   thousands of examples for tens of epochs; the kit trains small heads on **frozen** features of a
-#   few thousand examples. Methods that act on the encoders' gradients (CGGM modulates the encoder
-#   $\phi_i$'s gradient; GOAL's Eq. 5 is a gradient with respect to $\theta^{(m)}$) act here on the
-#   embedding layer $h_m$ only. An effect that needs the encoder to change cannot appear.
-# - **Imbalance is weaker here.** On emoji both modalities are learned within a few epochs; a method
-#   that slows the dominant modality has less to correct than on Food-101, where BalGrad's Table 1
-#   shows the image-missing score far below the text-missing one.
+#   few thousand examples. Methods that act on the encoders' gradients (CGGM Section 3.3.1 scales the
+#   gradient of the encoder $\phi_i$; GOAL's Eq. 5 is a gradient with respect to $\theta^{(m)}$) act here
+#   on the embedding layer $h_m$ only. An effect that needs the encoder to change cannot appear.
+# - **The imbalance may be milder here.** A method that slows the dominant modality has less to correct
+#   when both modalities are learned quickly. Compare the missing-modality rows of chapter 1 (emoji) with
+#   BalGrad's Table 1 row for Food-101, where the image-missing score lies far below the text-missing one,
+#   before reading a "does not hold" as a verdict on the method.
 # - **Seeds decide what "holds" means.** A difference the paper reports from one run may be inside our
 #   seed noise; a claim that "does not hold" with five seeds may hold with twenty. Exercise 2 shows how
 #   a verdict moves with n.
