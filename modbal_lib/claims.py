@@ -746,9 +746,11 @@ def header(command: str, ledger: Ledger, wall_seconds: float) -> str:
 
 def write(out_dir, ledger: Ledger, command: str, claims: list[Claim] | None = None) -> Path:
     """Run the ledger and write ``out_dir/CLAIMS.md`` and ``out_dir/claims.json`` (atomically); returns the .md."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():  # refused before any training
+        raise ValueError(f"--out {out_dir}: is a file; expected a folder for CLAIMS.md and claims.json")
     started = time.perf_counter()
     rows = run_ledger(ledger, claims)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"seeds": list(ledger.seeds), "epochs": ledger.epochs, "fast": ledger.fast,
               "findings": {row.claim.key: asdict(row.finding) for row in rows}}

@@ -13,6 +13,7 @@ from helpers import toy_features
 from modbal_lib import claims, stats, theory
 from modbal_lib.cggm_evidence import Part
 from modbal_lib.claims import paper_vs_measured
+from modbal_lib.cli import main
 from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Run
 from modbal_lib.train import train
@@ -278,3 +279,10 @@ def test_parts_table_shows_each_part_with_the_sign_the_paper_implies_and_its_ver
     assert lines[3].startswith("| few | Δ > 0 | x: ") and lines[3].endswith("| not testable here (too few seeds "
                                                                            "(n=2; the kit's rule needs 3)) |")
     assert claims.verdict_text(claims.Finding("m", claims.HOLDS)) == "holds"
+
+
+def test_claims_command_refuses_a_file_as_its_folder_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(claims, "run_ledger", lambda *a, **k: pytest.fail("trained before checking --out"))
+    (tmp_path / "results").write_text("not a folder")
+    assert main(["claims", "--fast", "--out", str(tmp_path / "results")]) == 2
+    assert "is a file; expected a folder" in capsys.readouterr().err
