@@ -42,7 +42,7 @@ import torch
 from IPython.display import Markdown, display
 
 import modbal_lib
-from modbal_lib.claims import paper_vs_measured
+from modbal_lib.claims import box
 from modbal_lib.data import cremad
 from modbal_lib.data import load as load_dataset
 from modbal_lib.dominance import Dominance, leaned_on, modality_curves, rescore_missing, shortfall, shortfalls
@@ -343,11 +343,8 @@ def halfway_text(title):
 last_epoch = {m: curves[heads_title].last_epoch(m) for m in MODALITIES}
 agree = sum(a == b for a, b in zip(first[heads_title], first[shares_title]))
 heads_first = first[heads_title].count(dominant)
-display(Markdown(paper_vs_measured(
-    "Under joint training the dominant modality's loss drops quickly and the weak modality's slowly "
-    "([Kim et al., 2025], Section 3.1, Fig. 2b: the losses of linear classifiers added on each embedding).",
-    "(BalGrad, Fig. 2b, all three datasets) curves without numbers: on Food-101 and Hateful Memes one modality's "
-    "loss falls faster; on MM-IMDb, where neither dominates, the gap between the two losses closes over training.",
+display(Markdown(box(
+    "balgrad-fig2-emoji",
     f"on emoji, where the {dominant} dominates (Section 4). **Unimodal heads** (`joint_unimodal_heads`, the paper's "
     f"quantity): iteration at which each loss made half of its drop, per seed: {halfway_text(heads_title)}; "
     f"{weak} − {dominant}: {lag_text(heads_title)}; the {dominant} first on {heads_first} of {len(SEEDS)} seeds; "
@@ -522,23 +519,19 @@ display(Markdown("\n".join([
 # > text missing 63.52, ΔGap 50.53 (accuracy %; Full 76.01).
 
 # %%
-FOOD101_BASELINE = {"full": 76.01, "image": 12.99, "text": 63.52, "delta_gap": 50.53}  # the quote above
 direction = ("same direction: the image dominates on both" if main_dominance.dominant == "image"
              else "opposite direction: on emoji the text dominates")
-display(Markdown(paper_vs_measured(
-    "Joint training leans on one modality; on UPMC Food-101 [Wang et al., 2015] (ViT + BERT features, "
-    "101 classes) it is the image ([Kim et al., 2025], Section 3.1 and Table 1).",
-    f"(BalGrad, Table 1, Food-101, Baseline column) Full {FOOD101_BASELINE['full']}, image missing "
-    f"{FOOD101_BASELINE['image']}, text missing {FOOD101_BASELINE['text']}, ΔGap {FOOD101_BASELINE['delta_gap']} "
-    "(accuracy %, one run, no spread given).",
+display(Markdown(box(
+    "balgrad-food101-image",
     f"**a different dataset**: emoji, 9 classes, EfficientNet-Lite0 + MiniLM features, black blank: "
     f"Full {summarize(main_dominance.full).text()}, "
     f"image missing {summarize(main_dominance.missing('image')).text()}, "
     f"text missing {summarize(main_dominance.missing('text')).text()}, "
     f"ΔGap {summarize(main_dominance.delta_gap).text()}; "
     f"dominant: {main_dominance.dominant} ({main_dominance.agreeing_seeds}/{len(SEEDS)} seeds).",
-    direction + ". Datasets, encoders and class counts differ, so only the direction and the rough size of the "
-    "gap can be compared, and Section 7 shows that even the direction depends on the setting.",
+    direction + ". Datasets, encoders and class counts differ (Food-101 [Wang et al., 2015]: ViT + BERT features, "
+    "101 classes), so only the direction and the rough size of the gap can be compared, and Section 7 shows that "
+    "even the direction depends on the setting.",
 )))
 
 # %% [markdown]

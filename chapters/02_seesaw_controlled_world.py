@@ -35,7 +35,7 @@ from IPython.display import Markdown, display
 from sklearn.decomposition import PCA
 
 import modbal_lib
-from modbal_lib.claims import paper_vs_measured
+from modbal_lib.claims import box
 from modbal_lib.data import load, seesaw
 from modbal_lib.dominance import (costliest_modality, dominant_modality, leaned_on, modality_curves, shortfall,
                                  shortfalls)
@@ -319,11 +319,8 @@ for m in SEESAW_COLORS:
     print(f"{'alone':>24}, {m:>5}: half of its loss drop at iteration {speed_text(halfway_alone[m])}")
 easy_first = {name: race.first(SMOOTH).count("easy") for name, race in races.items()}
 lags = {name: lag(values) for name, values in halfway.items()}
-display(Markdown(paper_vs_measured(
-    "During joint training, the loss of the dominant modality falls faster than the other's "
-    "([Kim et al., 2025], Section 3.1, Fig. 2b).",
-    "(BalGrad, Fig. 2b) curves of the two unimodal classifiers' losses on Food-101, Hateful Memes and MM-IMDb; "
-    "no number to compare.",
+display(Markdown(box(
+    "balgrad-fig2-seesaw",
     f"iterations until each loss made half of its drop ({EPOCHS} epochs). Unimodal heads (the paper's quantity): "
     f"easy {speed_text(halfway['unimodal heads']['easy'])}, hard {speed_text(halfway['unimodal heads']['hard'])}; "
     f"hard − easy, seed by seed: {lags['unimodal heads'].text(0) if lags['unimodal heads'] else 'not computable'}; "

@@ -42,7 +42,7 @@ from IPython.display import Markdown, display
 
 import modbal_lib
 from modbal_lib import stats, theory
-from modbal_lib.claims import paper_vs_measured
+from modbal_lib.claims import box
 from modbal_lib.evaluate import evaluate
 from modbal_lib.experiments import Experiment
 from modbal_lib.features import load_features
@@ -241,19 +241,19 @@ assert abs(cross["sum"]["relative"]) > 1e-3 and abs(cross["attention"]["relative
 literal_excess = {f: readings[f]["literal"].terms["rate"] / readings[f]["corrected"].terms["rate"] - 1
                   for f in readings}
 
-display(Markdown(paper_vs_measured(
-    "Proposition 1 (Section 3.1, Eq. 1; proof in Appendix A.1): ΔL = −2λ g_T^v·g_T^l − λ Σ_{i ∈ {v, l, T}} "
-    "(g_i·g_i + g_T^i·g_T^i) + O(λ²); under concatenation the cross term is 'potentially' lower (Appendix A.1, "
-    "Influence of Fusion Methods).",
-    "a first-order expansion, no numbers.",
+measured_on = f"emoji, one batch of {len(labels)}, seed 0, float64"
+display(Markdown(box(
+    "balgrad-prop1",
     "residual slopes of the corrected statement " + ", ".join(f"{f} {c.slope:.2f}" for f, c in checks.items())
-    + "; the same rate read over i ∈ {v, l}; the literal i ∈ {v, l, T} reading's rate is higher by "
-    + ", ".join(f"{f} {e:.1%}" for f, e in literal_excess.items())
-    + "; relative cross term " + ", ".join(f"{f} {v['relative']:.2g}" for f, v in cross.items())
-    + f" (emoji, one batch of {len(labels)}, seed 0, float64).",
+    + "; relative cross term " + ", ".join(f"{f} {v['relative']:.2g}" for f, v in cross.items()) + f" ({measured_on}).",
     "read over i ∈ {v, l}, the printed line is the corrected statement, which holds to second order under all "
-    "three fusions; only adding i = T is wrong (the classifier twice). The cross term is exactly zero under "
-    "concatenation, not merely lower.",
+    "three fusions. The cross term is exactly zero under concatenation, not merely lower.",
+)))
+display(Markdown(box(
+    "balgrad-prop1-literal",
+    "the rate of the literal i ∈ {v, l, T} reading is higher than the corrected one's by "
+    + ", ".join(f"{f} {e:.1%}" for f, e in literal_excess.items()) + f" ({measured_on}).",
+    "only adding i = T is wrong: it counts the classifier's |g_T|² twice, an error of first order in λ.",
 )))
 
 # %% [markdown]
@@ -414,10 +414,8 @@ if with_minus_without.differs:
     reading = f"on emoji the conflicts are {direction} frequent with the projection"
 else:
     reading = f"on emoji, with against without the projection: {with_minus_without.verdict}"
-display(Markdown(paper_vs_measured(
-    "Task and KL gradients conflict often without the projection (BalGrad Table 3).",
-    "conflict share without → with projection (Table 3): Food-101 0.66 → 0.36, Hateful Memes 0.78 → 0.32, "
-    "MM-IMDb 0.28 → 0.26 (ViT + BERT, 20 epochs).",
+display(Markdown(box(
+    "balgrad-table3-conflicts",
     f"emoji, {CONFLICT_EPOCHS} epochs: without projection {summarize(conflict_share[False]).text(2)}, "
     f"with projection {summarize(conflict_share[True]).text(2)}; with minus without, seed by seed: "
     f"{with_minus_without.text(2)}.",

@@ -2,8 +2,10 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,18 +14,10 @@ import numpy as np
 from helpers import toy_features
 from modbal_lib import claims, stats, theory
 from modbal_lib.cggm_evidence import Part
-from modbal_lib.claims import paper_vs_measured
 from modbal_lib.cli import main
 from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Run
 from modbal_lib.train import train
-
-
-def test_box_has_claim_paper_and_measurement():
-    box = paper_vs_measured("Projection lowers conflicts.", "0.66 -> 0.36", "0.50 -> 0.20", "agrees")
-    assert box.splitlines()[0] == "> **Claim.** Projection lowers conflicts."
-    assert "**The paper reports:** 0.66 -> 0.36" in box and "**We measured:** 0.50 -> 0.20" in box
-    assert box.endswith("> **Reading:** agrees")
 
 
 # --- the ledger -----------------------------------------------------------------------------------------
@@ -241,6 +235,7 @@ def test_write_and_read_round_trip(tmp_path):
     found = {row.claim.key: row.finding for row in rows}
     assert found["balgrad-table1-missing"].verdict == claims.HOLDS
     assert "not in claims.json yet" in found["goal-a11-cost"].detail
+    assert found["balgrad-food101-image"] == claims.Finding("—", claims.NOT_TESTABLE, claims.NO_DATA)  # no check
     record = json.loads((tmp_path / "claims.json").read_text())
     record["findings"]["no-such-claim"] = record["findings"]["balgrad-table1-missing"]
     (tmp_path / "claims.json").write_text(json.dumps(record))
@@ -286,3 +281,87 @@ def test_claims_command_refuses_a_file_as_its_folder_before_training(tmp_path, c
     (tmp_path / "results").write_text("not a folder")
     assert main(["claims", "--fast", "--out", str(tmp_path / "results")]) == 2
     assert "is a file; expected a folder" in capsys.readouterr().err
+
+
+def fulls_runs(fulls):
+    """Runs whose Full score is each value of ``fulls`` (one per seed)."""
+    return [Run("m", seed, FakeResult(), ImpairmentTable("accuracy", full, {"a": 50.0, "b": 50.0}, {}))
+            for seed, full in enumerate(fulls)]
+
+
+def test_cggm_versatility_reads_three_modalities_and_the_regression_mae(monkeypatch):
+    monkeypatch.setattr(claims, "compare", lambda *a, **k: pytest.fail("trained instead of reading the given runs"))
+    regression = ("dataset_options", (("target", "regression"),))
+    ledger = FakeLedger({("goal_evidence.table3", "cggm"): fulls_runs([71.0, 72.5, 70.0]),
+                         ("goal_evidence.table3", "joint"): fulls_runs([70.0, 71.0, 69.2]),
+                         ("seesaw", "cggm", (), ("ratios", ()), regression): fulls_runs([0.50, 0.61, 0.55]),
+                         ("seesaw", "joint", (), ("ratios", ()), regression): fulls_runs([0.50, 0.60, 0.56])})
+    finding = claim("cggm-versatility").run(ledger)
+    three = stats.paired_difference([71.0, 72.5, 70.0], [70.0, 71.0, 69.2])
+    assert finding.verdict == claims.PARTLY and finding.detail == "holds for three modalities only"
+    assert finding.measured.startswith(f"Full, CGGM − joint, SeeSaw with 3 modalities: {three.text()}; "
+                                       "MAE, CGGM − joint, SeeSaw regression: ")
+
+
+# --- the chapters' boxes: one record per claim, the ledger's verdict next to the chapter's run ----------------
+
+CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"
+
+
+def chapter_box_keys() -> dict[str, list[str]]:
+    """The claim keys of every ``box("key", ...)`` call in chapters 01–07, per chapter source."""
+    return {path.name: re.findall(r"\bbox\(\s*\"([^\"]+)\"", path.read_text())
+            for path in sorted(CHAPTERS.glob("0[1-7]_*.py"))}
+
+
+def test_every_chapter_box_names_a_claim_of_the_ledger():
+    found = chapter_box_keys()
+    assert len(found) == 7 and all(found.values()), f"a chapter without a box: {found}"
+    known = {c.key for c in claims.CLAIMS}
+    assert {name: sorted(set(keys) - known) for name, keys in found.items() if set(keys) - known} == {}
+    assert sum(map(len, found.values())) >= 23  # the 23 boxes of the chapters, some split into one per claim
+    for path in CHAPTERS.glob("0[1-7]_*.py"):
+        assert "paper_vs_measured" not in path.read_text(), f"{path.name}: a box typed by hand"
+
+
+@pytest.fixture
+def published(tmp_path):
+    """A claims.json with one finding (balgrad-table1-missing, holds on 3 seeds at reduced size)."""
+    ledger = FakeLedger({key("balgrad"): fake_runs([10.0, 11.0, 12.5]), key("joint"): fake_runs([20.0, 22.0, 23.0])})
+    claims.write(tmp_path, ledger, "test", [claim("balgrad-table1-missing")])
+    return tmp_path / "claims.json"
+
+
+def test_box_renders_the_record_and_the_ledgers_verdict(published):
+    record = claim("balgrad-table1-missing")
+    finding = claims.read_findings(published)[0]["balgrad-table1-missing"]
+    text = claims.box("balgrad-table1-missing", "gap 3.0 ± 1.0 (n=2)", "narrower here", ledger_file=published)
+    lines = text.splitlines()
+    assert lines[0] == f"> **Claim** (BalGrad [Kim et al., 2025], {record.where}): {record.claim}"
+    assert f"> **The paper reports:** {record.paper_number}" in lines
+    assert "> **We measured (this run):** gap 3.0 ± 1.0 (n=2)" in lines and "> **Reading:** narrower here" in lines
+    assert lines[-1] == (f"> **The claims ledger's verdict:** **holds**. It measured {finding.measured} "
+                         "(3 seeds, reduced size; [chapter 8](08_what_holds_up.ipynb)).")
+    assert all(line.startswith(">") for line in lines)
+    assert "**Reading:**" not in claims.box("balgrad-table1-missing", "m", ledger_file=published)
+
+
+def test_box_without_a_ledger_or_a_row_points_to_make_report(published, tmp_path):
+    nowhere = claims.box("balgrad-table1-missing", "m", ledger_file=tmp_path / "results" / "claims.json")
+    assert nowhere.endswith("comes from `make report`, which runs every claim's check (there is no "
+                            "`results/claims.json` yet); [chapter 8](08_what_holds_up.ipynb) has it.")
+    no_row = claims.box("goal-a11-cost", "m", ledger_file=published)
+    assert f"(`{published.parent.name}/claims.json` has no row for it yet)" in no_row and "make report" in no_row
+    untestable = claims.box("balgrad-hateful-memes", "m", ledger_file=tmp_path / "none.json")
+    assert f"**not testable here** ({claims.NO_DATA})" in untestable  # known without running anything
+
+
+def test_box_refuses_an_unknown_key_and_an_empty_measurement(published):
+    with pytest.raises(KeyError, match="no claim 'balgrad-tabel1' in modbal_lib.claims.CLAIMS"):
+        claims.box("balgrad-tabel1", "m", ledger_file=published)
+    with pytest.raises(ValueError, match=r"box\('goal-a3'\): measured must say what this run measured"):
+        claims.box("goal-a3", "  ")
+    broken = published.parent / "broken.json"
+    broken.write_text(json.dumps({"findings": {"gone-claim": {"measured": "x", "verdict": "holds"}}}))
+    with pytest.raises(ValueError, match="gone-claim"):
+        claims.box("goal-a3", "m", ledger_file=broken)
