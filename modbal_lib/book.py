@@ -1,13 +1,9 @@
-"""Execute every chapter with papermill and render the results as a small static HTML book.
+"""Execute every chapter with papermill, then render the executed notebooks as the book's website.
 
-``python -m modbal_lib book`` (the README's *book* command) writes
-``_build/executed/NN_slug.ipynb`` and the static site ``_build/html/``: ``index.html`` (the
-chapters' titles in reading order), one page per chapter with its figures embedded and
-Previous / Contents / Next links, the benchmark report ``results/REPORT.md`` as ``report.html``,
-and the shared ``book.css``. A chapter's links to another chapter's notebook (``04_balgrad.ipynb``)
-and to the report (``../results/REPORT.md``) are pointed at their pages. ``broken_links`` checks
-that every local link of the site resolves (the build refuses a site that has one). A chapter is
-re-executed only when its source, the library, the mode (fast/full) or ``OUTPUT_VARIABLES`` changed.
+``python -m modbal_lib book`` (the README's *book* command) writes ``_build/executed/NN_slug.ipynb``
+and the website ``_build/html/`` (Sphinx + myst-nb + sphinx-book-theme, built by ``modbal_lib.site``
+from the executed notebooks, which it does not execute again). A chapter is re-executed only when its
+source, the library, the mode (fast/full), ``OUTPUT_VARIABLES`` or the published claims ledger changed.
 
 Every cell runs under a timeout (``CELL_TIMEOUT``), so a hung cell is an error, not a silent wait: a
 chapter that fails (a cell raises, runs past the timeout, or kills its kernel) stops the build with a
@@ -17,52 +13,22 @@ loses its fingerprint, so the next build runs it again.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html
 import json
 import os
-import re
 import time
-import urllib.parse
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 import jupytext
-import mistune
 import nbformat
 import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbconvert import HTMLExporter
 
+from modbal_lib import site
 from modbal_lib.utils import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
-BOOK_TITLE = "modbal — dominant modality bias"
-STYLESHEET = "book.css"
-REPORT = ROOT / "results" / "REPORT.md"  # the committed benchmark report, a page of the site
-REPORT_PAGE = "report.html"
-BOOK_CSS = """\
-/* modbal book: page width, navigation bar, contents page (chapter pages keep nbconvert's lab styles) */
-body.jp-Notebook { max-width: 72em; margin: 0 auto; }
-.modbal-nav {
-  display: flex; justify-content: space-between; align-items: baseline; gap: 1em;
-  padding: 0.6em 1em; font: 15px/1.4 system-ui, sans-serif;
-}
-.modbal-nav.modbal-top { border-bottom: 1px solid #ddd; }
-.modbal-nav.modbal-bottom { border-top: 1px solid #ddd; margin-top: 2em; }
-.modbal-nav > * { flex: 1; }
-.modbal-nav .modbal-contents-link { text-align: center; }
-.modbal-nav .modbal-next { text-align: right; }
-.modbal-nav a { color: #1a5fb4; text-decoration: none; }
-.modbal-nav a:hover { text-decoration: underline; }
-body.modbal-index { font: 16px/1.5 system-ui, sans-serif; max-width: 46em; margin: 2em auto; padding: 0 1em; color: #222; }
-.modbal-index ul { list-style: none; padding: 0; }
-.modbal-index li { padding: 0.45em 0; border-bottom: 1px solid #eee; }
-.modbal-index a { color: #1a5fb4; text-decoration: none; font-size: 1.1em; }
-.modbal-index a:hover { text-decoration: underline; }
-"""
 
 
 @dataclass
@@ -94,14 +60,18 @@ def find_chapters(chapters_dir: Path = ROOT / "chapters") -> list[Chapter]:
 
 OUTPUT_VARIABLES = ("MODBAL_DATASET", "MODBAL_DEVICE")  # environment variables that change what a chapter shows
 LEDGER = ROOT / "results" / "claims.json"  # the published claims ledger chapter 8 shows in full mode
+SITE_CODE = ROOT / "modbal_lib" / "site"  # the website's configuration and builder (modbal_lib.site)
 
 
 def fingerprint(chapter: Chapter, fast: bool) -> str:
-    """Hash of what decides a chapter's output: its source, the library's code, the mode,
+    """Hash of what decides a chapter's output: its source, the library's code (except the website's,
+    ``SITE_CODE``, which decides how pages look, not what a chapter computes), the mode,
     ``OUTPUT_VARIABLES`` and the published claims ledger (``LEDGER``, when there is one)."""
     digest = hashlib.sha256()
     digest.update(chapter.path.read_bytes())
     for source in sorted((ROOT / "modbal_lib").rglob("*.py")):
+        if source.is_relative_to(SITE_CODE):
+            continue
         digest.update(source.relative_to(ROOT).as_posix().encode())
         digest.update(source.read_bytes())
     digest.update(b"fast" if fast else b"full")
@@ -164,150 +134,12 @@ def failure_message(chapter: Chapter, partial: Path, what: str) -> str:
     return f"{chapter.path.name}, cell {started[-1]} ({lines[0] if lines else 'empty'!r}): {what}"
 
 
-def _page_link(chapter: Chapter, rel: str, text: str) -> str:
-    return f'<a rel="{rel}" href="{chapter.slug}.html">{text}</a>'
-
-
-def _nav(chapters: list[Chapter], index: int, position: str) -> str:
-    """Previous / Contents / Next bar of chapter ``index`` (``position``: "top" or "bottom")."""
-    previous = _page_link(chapters[index - 1], "prev", f"&larr; {html.escape(chapters[index - 1].title)}") if index > 0 else ""
-    following = (_page_link(chapters[index + 1], "next", f"{html.escape(chapters[index + 1].title)} &rarr;")
-                 if index + 1 < len(chapters) else "")
-    return (f'<nav class="modbal-nav modbal-{position}"><span class="modbal-prev">{previous}</span>'
-            '<span class="modbal-contents-link"><a rel="index" href="index.html">Contents</a></span>'
-            f'<span class="modbal-next">{following}</span></nav>')
-
-
-def _write_page(path: Path, text: str) -> None:
-    """Write a file of the site atomically, readable by a web server running as another user."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(0o644)
-
-
-def chapter_page(chapter: Chapter, notebook, chapters: list[Chapter], exporter) -> str:
-    """One executed chapter as HTML: nbconvert's lab page (figures embedded as data URIs), the shared
-    stylesheet, and the navigation bar above and below the content."""
-    number = chapters.index(chapter)
-    # Markdown images are read relative to the chapter's own folder, as JupyterLab shows them.
-    metadata = {"name": chapter.title, "path": str(chapter.path.parent)}
-    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": metadata})
-    page = site_links(body, chapters)
-    page = page.replace("</head>", f'<link rel="stylesheet" href="{STYLESHEET}">\n</head>', 1)
-    page = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + _nav(chapters, number, "top"), page, count=1)
-    return page.replace("</body>", _nav(chapters, number, "bottom") + "</body>", 1)
-
-
-def site_links(page: str, chapters: list[Chapter]) -> str:
-    """Point links written for JupyterLab at the site's pages: ``NN_slug.ipynb`` (a chapter) ->
-    ``NN_slug.html`` and ``../results/REPORT.md`` -> ``report.html``, keeping any ``#anchor``."""
-    pages = {chapter.path.name: f"{chapter.slug}.html" for chapter in chapters}
-    pages["../results/REPORT.md"] = REPORT_PAGE
-
-    def rewrite(match: re.Match) -> str:
-        target, anchor = match.group(1), match.group(2) or ""
-        return f'href="{pages.get(target, target)}{anchor}"'
-
-    return re.sub(r'href="([^"#]*)(#[^"]*)?"', rewrite, page)
-
-
-def report_page(report: Path = REPORT) -> str:
-    """The benchmark report as a page of the site: its Markdown rendered, its figures embedded as data URIs."""
-    def embed(match: re.Match) -> str:
-        image = report.parent / match.group(2)
-        if not image.is_file():
-            raise ValueError(f"{report}: the figure {match.group(2)!r} does not exist ({image})")
-        encoded = base64.b64encode(image.read_bytes()).decode()
-        return f"![{match.group(1)}](data:image/png;base64,{encoded})"
-
-    body = mistune.html(re.sub(r"!\[([^\]]*)\]\(([^)]+\.png)\)", embed, report.read_text(encoding="utf-8")))
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>Benchmark report — {html.escape(BOOK_TITLE)}</title><link rel=\"stylesheet\" href=\"{STYLESHEET}\"></head>\n"
-            f"<body class=\"modbal-report\"><nav class=\"modbal-nav\"><a rel=\"index\" href=\"index.html\">Contents</a></nav>\n"
-            f"{body}</body></html>\n")
-
-
-def index_page(chapters: list[Chapter]) -> str:
-    """The contents page: every chapter's title, in reading order, linking its page."""
-    items = "\n".join(f'<li><a href="{c.slug}.html">{html.escape(c.title)}</a></li>' for c in chapters)
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>{html.escape(BOOK_TITLE)}</title><link rel=\"stylesheet\" href=\"{STYLESHEET}\"></head>\n"
-        f"<body class=\"modbal-index\"><h1>{html.escape(BOOK_TITLE)}</h1>\n"
-        "<p>An executed notebook textbook. Chapters in reading order:</p>\n"
-        f"<ul class=\"modbal-contents\">\n{items}\n</ul>\n"
-        f"<p>The benchmark report, every method on the embedded datasets with 5 seeds: <a href=\"{REPORT_PAGE}\">"
-        "results/REPORT.md</a>.</p>\n</body></html>\n"
-    )
-
-
-def render_html(chapters: list[Chapter], executed_dir: Path, html_dir: Path) -> Path:
-    """Render executed notebooks to linked HTML pages, plus ``index.html`` and the stylesheet.
-
-    Figures (image outputs, and images a Markdown cell refers to) are embedded in the pages as
-    data URIs, so the folder is a self-contained static site. Returns the index page; raises
-    ``ValueError`` naming every link that points to a file the site does not hold.
-    """
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
-    for chapter in chapters:
-        notebook = nbformat.read(executed_dir / chapter.path.name, as_version=4)
-        page = chapter_page(chapter, notebook, chapters, exporter)
-        _write_page(html_dir / f"{chapter.slug}.html", page)
-    _write_page(html_dir / STYLESHEET, BOOK_CSS)
-    _write_page(html_dir / REPORT_PAGE, report_page())
-    index = html_dir / "index.html"
-    _write_page(index, index_page(chapters))
-    problems = broken_links(html_dir)
-    if problems:
-        raise ValueError(f"the book in {html_dir} has broken links:\n" + "\n".join(problems))
-    return index
-
-
-class _LinkCollector(HTMLParser):
-    """Every ``href`` and ``src`` value of an HTML page."""
-
-    def __init__(self):
-        super().__init__()
-        self.references: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.references += [value for name, value in attrs if name in ("href", "src") and value]
-
-
-def local_target(html_dir: Path, page: Path, reference: str) -> Path | None:
-    """The file a link of ``page`` points to, or None when it points elsewhere (another site,
-    a ``data:`` URI, an anchor on the same page). Paths starting with "/" are site-relative."""
-    parts = urllib.parse.urlsplit(reference)
-    if parts.scheme or parts.netloc or not parts.path:
-        return None
-    base = html_dir if parts.path.startswith("/") else page.parent
-    return (base / urllib.parse.unquote(parts.path.lstrip("/"))).resolve()
-
-
-def broken_links(html_dir: Path) -> list[str]:
-    """Every href/src of the site's pages that should be a local file but is not one inside the site."""
-    html_dir = Path(html_dir).resolve()
-    problems = []
-    for page in sorted(html_dir.rglob("*.html")):
-        collector = _LinkCollector()
-        collector.feed(page.read_text(encoding="utf-8"))
-        for reference in collector.references:
-            target = local_target(html_dir, page, reference)
-            if target is None:
-                continue
-            if not target.is_relative_to(html_dir):
-                problems.append(f"{page.name}: {reference!r} points outside the site")
-            elif not target.is_file():
-                problems.append(f"{page.name}: {reference!r} -> no such file")
-    return problems
-
-
 def build(fast: bool = False, build_dir: Path = ROOT / "_build", chapters_dir: Path = ROOT / "chapters",
           cell_timeout: int | None = None) -> list[tuple[str, str]]:
-    """Execute every changed chapter, render HTML; returns [(chapter, "executed in N s" | "unchanged")].
-    Stops at the first chapter that fails (``ChapterError``); the chapters before it keep their results."""
+    """Execute every changed chapter, then build the website ``build_dir/html`` from the executed
+    notebooks (``site.render``); returns [(chapter, "executed in N s" | "unchanged"), ..., ("website",
+    "built in N s")]. Stops at the first chapter that fails (``ChapterError``; the chapters before it keep
+    their results) and when the website has a warning (``site.SiteError``)."""
     executed_dir = build_dir / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     stamps_path = executed_dir / "fingerprints.json"
@@ -326,7 +158,9 @@ def build(fast: bool = False, build_dir: Path = ROOT / "_build", chapters_dir: P
         stamps[chapter.slug] = stamp
         stamps_path.write_text(json.dumps(stamps, indent=1))
         report.append((chapter.slug, f"executed in {seconds:.0f} s"))
-    render_html(chapters, executed_dir, build_dir / "html")
+    start = time.perf_counter()
+    site.render(chapters, executed_dir, build_dir / "html", fast=fast)
+    report.append(("website", f"built in {time.perf_counter() - start:.0f} s"))
     return report
 
 

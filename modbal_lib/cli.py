@@ -28,7 +28,7 @@ def _book(args: argparse.Namespace) -> int:
     build_dir = Path(args.build_dir) if args.build_dir else book.ROOT / "_build"
     try:
         report = book.build(fast=args.fast, build_dir=build_dir, cell_timeout=args.cell_timeout)
-    except book.ChapterError as error:  # one line: the chapter, the cell, what happened
+    except (book.ChapterError, book.site.SiteError) as error:  # the chapter and cell, or the website's warnings
         print(f"error: {error}", file=sys.stderr)
         return 1
     for slug, status in report:

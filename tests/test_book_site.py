@@ -1,15 +1,24 @@
-"""The HTML book is a static site: contents in order, figures embedded, chapters linked, no broken links.
+"""The book's website (``modbal_lib.site``: Sphinx + myst-nb + sphinx-book-theme from the executed chapters).
 
-The browser tests serve a built site on 127.0.0.1 and open every page in headless Chromium
-(Selenium): each page loads, every image is decoded, every local link answers HTTP 200, the
-Previous / Contents / Next links go where they should, and a screenshot of each page is saved
-under ``_build/screenshots/{tiny_book,book}/``. One test builds a tiny three-chapter book (executed
-with papermill, like the real one); another checks the real book when ``make book`` has built it.
+Without a browser: the kit's citations become real ones (and an unknown one is refused), a chapter's
+notebook is prepared for the site (note under the title, live panels replaced, papermill's parameters
+dropped), a tiny three-chapter book built by the book command has its pages, contents, figures,
+citations, bibliography, MathJax files and no request to another host in its HTML, and a broken link
+fails the build and leaves no site behind.
+
+In headless Chromium (Selenium), the site served on 127.0.0.1 with every other host unresolvable: every
+page of the sidebar loads, its images are decoded, its maths is typeset by the site's own MathJax (no
+raw ``\\(``, ``$$`` or ``\\frac`` left in the text outside code), no request leaves localhost, every
+local link answers and every same-page anchor exists; the search box finds "DeltaGap" in chapter 1; a
+screenshot of each page is saved under ``<build>/screenshots/``. On the tiny book always, and on the real
+book (``make book``: ``_build/html``; ``make test``: ``_build/fast/html``) when it has been built.
 """
 
 import contextlib
 import functools
 import http.server
+import json
+import re
 import shutil
 import threading
 import urllib.request
@@ -19,11 +28,11 @@ import nbformat
 import pytest
 from PIL import Image, ImageStat
 
-from modbal_lib.book import broken_links, build, find_chapters, render_html
+from modbal_lib import references, site
+from modbal_lib.book import build, find_chapters
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_SITE = ROOT / "_build" / "html"
-SCREENSHOTS = ROOT / "_build" / "screenshots"  # kept after the run, to look at (and for CI to keep)
+KEYS = references.labels(references.load())
 
 FIGURE = """\
 import matplotlib.pyplot as plt
@@ -32,103 +41,205 @@ axis.plot([0, 1, 2, 3], [{0}, 1, 0, 2], marker="o")
 axis.set_title("figure {0}")
 plt.show()
 """
+PRINTED_MARKDOWN = """\
+from IPython.display import Markdown, display
+display(Markdown("| setting | DeltaGap |\\n|---|---|\\n| $\\\\alpha = 1$ | as in [Yao and Mihalcea, 2022] |"))
+"""
+LAB = "import ipywidgets\nipywidgets.IntSlider(value=3, description='knob')"
 
 
-def tiny_chapter(title: str, figures: int) -> nbformat.NotebookNode:
-    """A chapter in the book's conventions (title, parameters cell) drawing ``figures`` plots."""
-    cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\nSome text, and a [link to the top](#{title.replace(' ', '-')}); "
-                                           "[the first chapter](00_start.ipynb#0.-Start-here) and "
-                                           "[the report](../results/REPORT.md) as JupyterLab opens them."),
-             nbformat.v4.new_code_cell("FAST = False", metadata={"tags": ["parameters"]})]
-    cells += [nbformat.v4.new_code_cell(FIGURE.format(number)) for number in range(figures)]
+def tiny_chapter(number: int, title: str, figures: int, text: str = "", code: tuple[str, ...] = ()) -> nbformat.NotebookNode:
+    """A chapter in the book's conventions: title and text (maths, a citation, links as JupyterLab opens
+    them), a ``parameters`` cell, ``figures`` plots with a numbered caption under each, then ``code``."""
+    cells = [nbformat.v4.new_markdown_cell(
+        f"# {title}\n\nMaths inline $\\frac{{a}}{{b}}$ and displayed\n\n$$\\Delta = |S_a - S_b|.$$\n\n"
+        f"As [Kim et al., 2025] define it; [the first chapter](00_start.ipynb), [the report](../results/REPORT.md). "
+        f"{text}"),
+        nbformat.v4.new_code_cell("FAST = False", metadata={"tags": ["parameters"]})]
+    for figure in range(figures):
+        cells += [nbformat.v4.new_code_cell(FIGURE.format(figure)),
+                  nbformat.v4.new_markdown_cell(f"**Figure {number}.{figure + 1}.** The plot of figure {figure}.")]
+    cells += [nbformat.v4.new_code_cell(source) for source in code]
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook
 
 
-TINY_BOOK = {"00_start": ("0. Start here", 1), "01_plots": ("1. Two plots", 2), "02_words": ("2. Only words", 0)}
+TINY_BOOK = {
+    "00_start": tiny_chapter(0, "0. Start here", 1),
+    "01_plots": tiny_chapter(1, "1. Two plots and a lab", 2, "The gap is called DeltaGap here.", (PRINTED_MARKDOWN, LAB)),
+    "02_words": tiny_chapter(2, "2. Only words", 0, "Two works at once [Guo et al., 2024; Anonymous, 2025]."),
+}
 
 
 @pytest.fixture(scope="module")
 def tiny_book(tmp_path_factory):
-    """A three-chapter book executed and rendered by ``build`` (the book command's code path)."""
+    """A three-chapter book executed (papermill) and rendered by ``build``, the book command's code path;
+    built twice, and the second build executes nothing."""
     root = tmp_path_factory.mktemp("book")
     (root / "chapters").mkdir()
-    for slug, (title, figures) in TINY_BOOK.items():
-        nbformat.write(tiny_chapter(title, figures), root / "chapters" / f"{slug}.ipynb")
+    for slug, notebook in TINY_BOOK.items():
+        nbformat.write(notebook, root / "chapters" / f"{slug}.ipynb")
     with pytest.MonkeyPatch.context() as patch:
         # the tests run matplotlib headless (Agg); the chapters' kernels show figures inline
         patch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-        report = build(fast=True, build_dir=root / "_build", chapters_dir=root / "chapters")
-    assert [slug for slug, _ in report] == list(TINY_BOOK)
+        first = build(fast=True, build_dir=root / "_build", chapters_dir=root / "chapters")
+        second = build(fast=True, build_dir=root / "_build", chapters_dir=root / "chapters")
+    assert [slug for slug, _ in first] == [*TINY_BOOK, "website"]
+    assert all(status.startswith("executed in") for _, status in first[:-1])
+    assert [status for _, status in second[:-1]] == ["unchanged"] * len(TINY_BOOK)
     return root / "_build"
 
 
-def test_tiny_book_is_a_self_contained_site(tiny_book):
-    site = tiny_book / "html"
-    assert sorted(p.name for p in site.iterdir()) == ["00_start.html", "01_plots.html", "02_words.html",
-                                                       "book.css", "index.html", "report.html"]
-    index = (site / "index.html").read_text()
-    positions = [index.index(f'<a href="{slug}.html">{title}</a>') for slug, (title, _) in TINY_BOOK.items()]
-    assert positions == sorted(positions)
-    for slug, (_, figures) in TINY_BOOK.items():
-        page = (site / f"{slug}.html").read_text()
-        assert page.count('src="data:image/png;base64,') == figures
-        assert '<link rel="stylesheet" href="book.css">' in page
-        assert page.count('rel="index" href="index.html"') == 2  # navigation above and below
-        # links written for JupyterLab point at the site's pages
-        assert 'href="00_start.html#0.-Start-here"' in page and 'href="report.html"' in page
-        assert 'href="00_start.ipynb' not in page and "REPORT.md\"" not in page
-    assert 'href="report.html"' in index
-    plots = (site / "01_plots.html").read_text()
-    assert 'rel="prev" href="00_start.html"' in plots and 'rel="next" href="02_words.html"' in plots
-    assert broken_links(site) == []
+# --- the kit's citations on the site ------------------------------------------------------------------
 
 
-def test_report_page_embeds_every_figure_and_refuses_a_missing_one(tmp_path):
-    from modbal_lib.book import REPORT, report_page
-
-    page = report_page()
-    assert page.count('src="data:image/png;base64,') == REPORT.read_text().count("](") > 0
-    separators = [line for line in REPORT.read_text().splitlines() if line.startswith("|---")]
-    assert page.count("<table>") == len(separators) > 0 and 'href="index.html"' in page
-    (tmp_path / "REPORT.md").write_text("# Report\n\n![curves](emoji/missing.png)\n")
-    with pytest.raises(ValueError, match=r"REPORT.md: the figure 'emoji/missing.png' does not exist"):
-        report_page(tmp_path / "REPORT.md")
+def test_cite_makes_each_kit_citation_a_myst_citation_outside_code():
+    text = ("BalGrad [Kim et al., 2025] and [Guo et al., 2024; Anonymous, 2025]; a list [1, 2], a link "
+            "[Kim et al., 2025](https://arxiv.org), code `[Kim et al., 2025]`, and\n\n```\n[Kim et al., 2025]\n```\n")
+    assert site.cite(text, KEYS, "here") == (
+        "BalGrad {cite:p}`kim2025balgrad` and {cite:p}`guo2024cggm,anonymous2025goal`; a list [1, 2], a link "
+        "[Kim et al., 2025](https://arxiv.org), code `[Kim et al., 2025]`, and\n\n```\n[Kim et al., 2025]\n```\n")
 
 
-def test_broken_links_names_each_missing_local_file(tmp_path):
-    (tmp_path / "figures").mkdir()
-    (tmp_path / "figures" / "plot.png").write_bytes(b"png")
-    (tmp_path / "other.html").write_text("<p>other</p>")
-    (tmp_path / "page.html").write_text(
-        '<a href="other.html#part">fine</a> <a href="#top">anchor</a> <a href="https://example.org/x">web</a>'
-        '<img src="figures/plot.png"> <img src="data:image/png;base64,AAAA"> <a href="/other.html">root</a>'
-        '<a href="missing.html">gone</a> <img src="figures/nope.png"> <a href="../outside.html">out</a>'
-        '<script src="js/app%20v2.js"></script>'
-    )
-    assert broken_links(tmp_path) == [
-        "page.html: 'missing.html' -> no such file",
-        "page.html: 'figures/nope.png' -> no such file",
-        "page.html: '../outside.html' points outside the site",
-        "page.html: 'js/app%20v2.js' -> no such file",
-    ]
+def test_cite_refuses_a_label_the_bibliography_lacks():
+    with pytest.raises(site.SiteError, match=r"04_x.ipynb, cell 3: cites \[Nobody et al., 2031\], which is not in the bib"):
+        site.cite("as shown [Kim et al., 2025; Nobody et al., 2031]", KEYS, "04_x.ipynb, cell 3")
 
 
-def test_markdown_images_are_embedded_and_missing_ones_refused(tmp_path):
-    chapters_dir, executed, site = tmp_path / "chapters", tmp_path / "executed", tmp_path / "html"
-    chapters_dir.mkdir(), executed.mkdir()
-    Image.new("RGB", (8, 8), "red").save(chapters_dir / "diagram.png")
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 0. Diagram\n\n![a diagram](diagram.png)")])
-    for folder in (chapters_dir, executed):
-        nbformat.write(notebook, folder / "00_diagram.ipynb")
-    render_html(find_chapters(chapters_dir), executed, site)
-    page = (site / "00_diagram.html").read_text()
-    assert 'src="data:image/png;base64,' in page and 'src="diagram.png"' not in page
+def executed(*cells) -> nbformat.NotebookNode:
+    """A notebook with outputs, as papermill leaves one (widget state in its metadata)."""
+    notebook = nbformat.v4.new_notebook(cells=list(cells))
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"a": {}}}}
+    return notebook
 
-    (chapters_dir / "diagram.png").unlink()
-    with pytest.raises(ValueError, match=r"00_diagram.html: 'diagram.png' -> no such file"):
-        render_html(find_chapters(chapters_dir), executed, site)
+
+def test_chapter_notebook_as_the_site_shows_it():
+    widget = nbformat.v4.new_output("display_data", data={site.WIDGET_VIEW: {"model_id": "a"}, "text/plain": "IntSlider(3)"})
+    printed = nbformat.v4.new_output("display_data", data={"text/markdown": "see [Kim et al., 2025]"})
+    original = executed(
+        nbformat.v4.new_code_cell("FAST = True", metadata={"tags": ["injected-parameters"]}),
+        nbformat.v4.new_markdown_cell("# 3. Title\n\nIntro [Kim et al., 2025]."),
+        nbformat.v4.new_code_cell("lab()", outputs=[printed, widget]))
+    before = nbformat.writes(original)
+    page = site.chapter_notebook(original, "03_x.ipynb", KEYS, fast=True)
+    assert nbformat.writes(original) == before  # the executed notebook is not changed
+    assert "widgets" not in page.metadata and len(page.cells) == 2
+    title, note = page.cells[0].source.split("\n\n", 2)[:2]
+    assert title == "# 3. Title" and note.startswith(":::{note}") and "fast mode" in note
+    assert "[download the notebook](path:03_x.ipynb)" in note and "live panels" in note
+    assert page.cells[0].source.endswith("Intro {cite:p}`kim2025balgrad`.")
+    assert [output.data for output in page.cells[1].outputs] == [
+        {"text/markdown": "see {cite:p}`kim2025balgrad`"}, {"text/markdown": site.LIVE_PANEL_NOTE}]
+
+    plain = site.chapter_notebook(executed(nbformat.v4.new_code_cell("x = 1")), "04_y.ipynb", KEYS, fast=False)
+    assert plain.cells[0].source.startswith(":::{note}") and "full mode" in plain.cells[0].source
+    assert "live panels" not in plain.cells[0].source
+
+
+# --- the tiny book's site, read as files -----------------------------------------------------------------
+
+
+def test_tiny_book_site_has_every_page_in_one_table_of_contents(tiny_book):
+    html = tiny_book / "html"
+    pages = ["index.html", "search.html", "bibliography.html", "results/REPORT.html",
+             *(f"chapters/{slug}.html" for slug in TINY_BOOK)]
+    assert all((html / page).is_file() for page in pages)
+    assert (html / "searchindex.js").is_file() and (html / "_static" / "mathjax" / "MathJax.js").is_file()
+    index = (html / "index.html").read_text()
+    titles = [notebook.cells[0].source.splitlines()[0][2:] for notebook in TINY_BOOK.values()]
+    entries = re.findall(r'<li class="toctree-l1"><a class="reference internal" href="([^"]+)">([^<]+)</a>', index)
+    chapters_first = [(f"chapters/{slug}.html", title) for slug, title in zip(TINY_BOOK, titles)]
+    assert entries[:len(TINY_BOOK)] == chapters_first  # the book's order, titled by each chapter's heading
+    assert [href for href, _ in entries[len(TINY_BOOK):len(TINY_BOOK) + 1]] == ["results/REPORT.html"]
+    assert "bibliography.html" in [href for href, _ in entries]
+    ledger = (ROOT / "results" / "claims.json").is_file()
+    assert ("results/CLAIMS.html" in [href for href, _ in entries]) == ledger
+    assert ("The claims ledger is not here yet" in index) != ledger
+
+
+def test_tiny_book_chapter_pages(tiny_book):
+    html = tiny_book / "html"
+    for slug, notebook in TINY_BOOK.items():
+        page = (html / "chapters" / f"{slug}.html").read_text()
+        figures = sum("plt.show()" in cell.source for cell in notebook.cells)
+        assert len(re.findall(r'<img [^>]*src="\.\./_images/[^"]+\.png"', page)) == figures
+        assert page.count("<strong>Figure ") == figures  # the captions stay under their figures
+        # citations link the bibliography page; the links written for JupyterLab point at pages
+        assert '<a class="reference internal" href="../bibliography.html#' in page
+        first = 'href="#"' if slug == "00_start" else 'href="00_start.html"'  # a link to itself is to its top
+        assert first in page and 'href="../results/REPORT.html"' in page
+        download = re.search(rf'<a class="reference download internal" download="" href="(\.\./_downloads/[^"]+/{slug}\.ipynb)"', page)
+        assert download and (html / "chapters" / download.group(1)).is_file()
+        assert '<span class="math notranslate nohighlight">\\(\\frac{a}{b}\\)</span>' in page
+        assert 'src="../_static/mathjax/MathJax.js' in page
+        assert not re.search(r'(src|href)="(https?:)?//[^"]*\.(js|css)', page)  # no script or style from another host
+        assert "injected-parameters" not in page
+    lab = (html / "chapters" / "01_plots.html").read_text()
+    assert "need JupyterLab" in lab and "a live panel stands here" in lab
+    assert "widget-state+json" not in lab and "require" not in lab
+    assert lab.count('href="../bibliography.html#') == 2  # the chapter's own text and what it printed
+    # two works in one bracket, in the bibliography's order
+    assert re.search(r"\[<a [^>]+>Anonymous, 2025</a>; <a [^>]+>Guo et al., 2024</a>\]",
+                     (html / "chapters" / "02_words.html").read_text())
+
+
+def test_tiny_book_bibliography_and_report(tiny_book):
+    html = tiny_book / "html"
+    bibliography = (html / "bibliography.html").read_text()
+    labels = re.findall(r'<span class="label"><span class="fn-bracket">\[</span>([^<]+)<', bibliography)
+    assert labels == sorted(KEYS, key=str.casefold)  # every entry, under its label, in the order chapter 0 lists them
+    report = (html / "results" / "REPORT.html").read_text()
+    markdown = (ROOT / "results" / "REPORT.md").read_text()
+    assert len(re.findall(r'<img [^>]*src="\.\./_images/', report)) == markdown.count("![") > 0
+    assert report.count("<table") == sum(line.startswith("|---") for line in markdown.splitlines()) > 0
+
+
+def test_a_broken_link_fails_the_site_and_leaves_none(tmp_path):
+    chapters_dir, executed_dir, html = tmp_path / "chapters", tmp_path / "executed", tmp_path / "html"
+    chapters_dir.mkdir(), executed_dir.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 0. Words\n\n[next](01_missing.ipynb)")])
+    for folder in (chapters_dir, executed_dir):
+        nbformat.write(notebook, folder / "00_words.ipynb")
+    html.mkdir()
+    (html / "old.html").write_text("a site from before")
+    with pytest.raises(site.SiteError, match=r"(?s)was not built.*00_words.ipynb.*01_missing.ipynb"):
+        site.render(find_chapters(chapters_dir), executed_dir, html)
+    assert not html.exists() and not (tmp_path / "site" / "doctrees").exists()
+
+
+def test_missing_inputs_are_refused_before_anything_is_written(tmp_path):
+    chapters_dir = tmp_path / "chapters"
+    chapters_dir.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 0. Words")]), chapters_dir / "00_words.ipynb")
+    with pytest.raises(site.SiteError, match=r"needs files that do not exist: \S+/executed/00_words.ipynb \(chapter "
+                                             r"00_words not executed\); \S+/results/REPORT.md \(the benchmark report"):
+        site.write_source(find_chapters(chapters_dir), tmp_path / "executed", tmp_path / "source", results=tmp_path / "results")
+    assert not (tmp_path / "source").exists()
+
+
+def test_the_book_command_stops_on_a_site_error_with_its_message(tmp_path, monkeypatch, capsys):
+    from modbal_lib import book, cli
+
+    def broken(**options):
+        raise site.SiteError("the website in html was not built (sphinx-build -W, status 1):\n00_x.ipynb:3: WARNING: ...")
+
+    monkeypatch.setattr(book, "build", broken)
+    assert cli.main(["book", "--fast", "--build-dir", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: the website in html was not built") and "00_x.ipynb:3: WARNING" in error
+
+
+def test_claims_page_from_the_published_ledger(tmp_path):
+    from modbal_lib import claims
+
+    claim = claims.CLAIMS[0]
+    ledger = tmp_path / "claims.json"
+    ledger.write_text(json.dumps({"seeds": [0, 1, 2], "epochs": {"emoji": 40}, "fast": False, "findings": {
+        claim.key: {"measured": "+1.0 [+0.5, +1.5] (n=3)", "verdict": claims.VERDICTS[0], "detail": ""}}}))
+    page = site.claims_page(ledger)
+    assert page.startswith("# What holds up") and "seeds [0, 1, 2]" in page and "+1.0 [+0.5, +1.5] (n=3)" in page
+    assert f"(../chapters/{claim.chapter})" in page  # from results/ to the chapter's page
 
 
 # --- in a real browser -----------------------------------------------------------------------
@@ -142,7 +253,11 @@ def serve(directory: Path):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(directory)))
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass  # the browser left a page before a file of it arrived (a broken pipe): not the site's error
+
+    server = Server(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -154,23 +269,48 @@ def serve(directory: Path):
 
 LINKS_JS = """return Array.from(document.querySelectorAll('[href],[src]'))
     .map(e => new URL(e.getAttribute('href') ?? e.getAttribute('src'), document.baseURI).href)
-    .filter(url => !url.startsWith('data:'));"""
-IMAGES_JS = "return Array.from(document.images).map(img => [img.complete, img.naturalWidth, img.src.slice(0, 30)]);"
+    .filter(url => !url.startsWith('data:') && !url.startsWith('javascript:'));"""
+IMAGES_JS = "return Array.from(document.images).map(img => [img.complete, img.naturalWidth, img.src.slice(-60)]);"
+TYPESET_JS = """const done = arguments[arguments.length - 1];
+if (!window.MathJax || !MathJax.Hub) { done('no MathJax on the page'); }
+else { MathJax.Hub.Queue(() => done(null)); }"""
+# after typesetting: the maths Sphinx marked, how many of them MathJax drew (its TeX source kept in a script, its
+# output next to it), MathJax's errors, and TeX left in the rendered text outside code
+MATHS_JS = """const raw = [];
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const parent = walker.currentNode.parentElement;
+  if (!parent || parent.closest('pre, code, script, style, textarea') || !parent.getClientRects().length) continue;
+  const text = walker.currentNode.textContent;
+  if (/\\\\\\(|\\\\\\[|\\$\\$|\\\\frac/.test(text)) raw.push(text.trim().slice(0, 100));
+}
+const marked = Array.from(document.querySelectorAll('.math.notranslate'));
+return {marked: marked.length,
+        drawn: marked.filter(e => e.querySelector('script[type^="math/tex"]') && e.querySelector('.MathJax, .MathJax_MathML')).length,
+        errors: document.querySelectorAll('.MathJax_Error, merror, .noError').length, raw: raw};"""
+
+
+def requests_made(driver) -> list[str]:
+    """The URLs the browser requested since the last call (Chromium's performance log, ``conftest.browser``)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
 
 
 def check_links(driver, base: str, answered: dict[str, int]) -> None:
     """Every local href/src of the open page answers HTTP 200; same-page anchors name an element."""
     for url in driver.execute_script(LINKS_JS):
         if not url.startswith(base):
-            continue  # another site (a CDN, a paper): not ours to check offline
+            continue  # another site (a paper's page): a link, not a request; not ours to check offline
         address, _, fragment = url.partition("#")
         if address not in answered:
             with urllib.request.urlopen(address, timeout=10) as response:
                 answered[address] = response.status
         assert answered[address] == 200, f"{driver.current_url}: {url} answered {answered[address]}"
         if fragment and address == driver.current_url.partition("#")[0]:
-            # as a browser resolves a fragment: the id as written first (nbconvert percent-encodes
-            # some characters of heading ids, e.g. the backslash of $\rho$), then percent-decoded
             found = driver.execute_script(
                 "return [arguments[0], decodeURIComponent(arguments[0])].some(name =>"
                 " document.getElementById(name) !== null || document.getElementsByName(name).length > 0);", fragment)
@@ -190,46 +330,8 @@ def screenshot(driver, path: Path) -> None:
 def wait_for_page(driver, url: str) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 20).until(
+    WebDriverWait(driver, 30).until(
         lambda d: d.current_url == url and d.execute_script("return document.readyState") == "complete")
-
-
-def check_site(driver, site: Path, screenshots: Path) -> list[str]:
-    """Open the index, follow it to the first chapter, then Next through every chapter and back to
-    Contents, checking each page on the way; returns the slugs visited."""
-    from selenium.webdriver.common.by import By
-
-    answered: dict[str, int] = {}
-    with serve(site) as base:
-        driver.get(base + "index.html")
-        contents = [(a.get_attribute("href"), a.text) for a in driver.find_elements(By.CSS_SELECTOR, "ul.modbal-contents a")]
-        assert contents, "the index lists no chapters"
-        check_links(driver, base, answered)
-        screenshot(driver, screenshots / "index.png")
-        driver.find_elements(By.CSS_SELECTOR, "ul.modbal-contents a")[0].click()
-        for number, (url, title) in enumerate(contents):
-            wait_for_page(driver, url)
-            slug = url.rsplit("/", 1)[1].removesuffix(".html")
-            assert driver.find_element(By.TAG_NAME, "h1").text.startswith(title)
-            images = driver.execute_script(IMAGES_JS)
-            assert all(complete and width > 0 for complete, width, _ in images), f"{slug}: undecoded images {images}"
-            executed = site.parent / "executed" / f"{slug}.ipynb"
-            assert len(images) >= figure_count(executed), f"{slug}: fewer images than the notebook's figures"
-            check_links(driver, base, answered)
-            nav = {rel: [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, f'nav a[rel="{rel}"]')]
-                   for rel in ("prev", "index", "next")}
-            assert nav["index"] == [base + "index.html"] * 2
-            assert nav["prev"] == ([contents[number - 1][0]] * 2 if number > 0 else [])
-            assert nav["next"] == ([contents[number + 1][0]] * 2 if number + 1 < len(contents) else [])
-            screenshot(driver, screenshots / f"{slug}.png")
-            if images:
-                driver.execute_script("document.images[0].scrollIntoView({block: 'center'});")
-                screenshot(driver, screenshots / f"{slug}-figure.png")
-            if nav["next"]:
-                driver.find_element(By.CSS_SELECTOR, 'nav.modbal-top a[rel="next"]').click()
-        driver.find_element(By.CSS_SELECTOR, 'nav.modbal-top a[rel="index"]').click()
-        wait_for_page(driver, base + "index.html")
-    return [url.rsplit("/", 1)[1].removesuffix(".html") for url, _ in contents]
 
 
 def figure_count(executed_notebook: Path) -> int:
@@ -239,18 +341,100 @@ def figure_count(executed_notebook: Path) -> int:
                for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs)
 
 
-def test_tiny_book_in_chromium(browser, tiny_book):
-    screenshots = SCREENSHOTS / "tiny_book"
+def check_page(driver, base: str, answered: dict[str, int]) -> dict:
+    """The open page: images decoded, maths typeset by the site's MathJax, links resolve, no request left
+    localhost. Returns what MATHS_JS found."""
+    page = driver.current_url
+    images = driver.execute_script(IMAGES_JS)
+    assert all(complete and width > 0 for complete, width, _ in images), f"{page}: undecoded images {images}"
+    driver.set_script_timeout(60)
+    assert driver.execute_async_script(TYPESET_JS) is None, f"{page}: MathJax did not load"
+    maths = driver.execute_script(MATHS_JS)
+    assert maths["drawn"] == maths["marked"] and maths["errors"] == 0 and maths["raw"] == [], f"{page}: {maths}"
+    check_links(driver, base, answered)
+    elsewhere = [url for url in requests_made(driver)  # the browser's own chrome:// pages are not the network
+                 if url.split(":", 1)[0] in ("http", "https", "ws", "wss", "ftp") and not url.startswith(base)]
+    assert elsewhere == [], f"{page} requested other hosts: {elsewhere}"
+    return {"images": len(images), **maths}
+
+
+def search(driver, base: str, word: str) -> list[str]:
+    """Type ``word`` into the search box and press Enter; returns the result pages' URLs."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.CSS_SELECTOR, "button.search-button-field").click()
+    box = WebDriverWait(driver, 10).until(
+        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "input[name='q']") if e.is_displayed()), None))
+    box.send_keys(word, Keys.ENTER)
+    wait_for_page(driver, base + f"search.html?q={word}")
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results .search-summary"))
+    return [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#search-results ul.search li a")]
+
+
+def check_site(driver, site_dir: Path) -> dict[str, dict]:
+    """Open the front page, then every page of the sidebar in its order, checking each (``check_page``)
+    and saving its screenshot under ``<build>/screenshots/``; then search for "DeltaGap". Returns what
+    was found on each page, by its path in the site."""
+    from selenium.webdriver.common.by import By
+
+    screenshots = site_dir.parent / "screenshots"
     shutil.rmtree(screenshots, ignore_errors=True)
-    visited = check_site(browser, tiny_book / "html", screenshots)
-    assert visited == list(TINY_BOOK)
-    assert sorted(p.name for p in screenshots.iterdir()) == [
-        "00_start-figure.png", "00_start.png", "01_plots-figure.png", "01_plots.png", "02_words.png", "index.png"]
+    answered: dict[str, int] = {}
+    found = {}
+    with serve(site_dir) as base:
+        driver.get(base + "index.html")
+        wait_for_page(driver, base + "index.html")
+        found["index.html"] = check_page(driver, base, answered)
+        sidebar = [(a.get_attribute("href").partition("#")[0], a.text.strip()) for a in
+                   driver.find_elements(By.CSS_SELECTOR, "nav.bd-docs-nav a.reference.internal")]
+        sidebar = [(url, title) for url, title in sidebar if url != base + "index.html"]  # the front page, done
+        for url, title in sidebar:
+            driver.get(url)
+            wait_for_page(driver, url)
+            path = url.removeprefix(base)
+            heading = driver.find_element(By.CSS_SELECTOR, "article h1").text
+            assert heading.startswith(title), f"{path}: titled {heading!r}, not {title!r} as in the sidebar"
+            found[path] = check_page(driver, base, answered) | {"title": title}
+            screenshot(driver, screenshots / (Path(path).stem + ".png"))
+        driver.get(base + "index.html")
+        wait_for_page(driver, base + "index.html")
+        found["search DeltaGap"] = search(driver, base, "DeltaGap")
+    return found
 
 
-@pytest.mark.skipif(not (REAL_SITE / "index.html").exists(), reason="no built book: run `make book` first")
-def test_real_book_in_chromium(browser):
-    shutil.rmtree(SCREENSHOTS / "book", ignore_errors=True)
-    visited = check_site(browser, REAL_SITE, SCREENSHOTS / "book")
-    built = {p.stem for p in (ROOT / "_build" / "executed").glob("*.ipynb")}
-    assert visited == [c.slug for c in find_chapters() if c.slug in built]
+def chapter_pages(found: dict) -> dict[str, dict]:
+    return {Path(path).stem: page for path, page in found.items() if path.startswith("chapters/")}
+
+
+def test_tiny_book_in_chromium(browser, tiny_book):
+    found = check_site(browser, tiny_book / "html")
+    chapters = chapter_pages(found)
+    assert list(chapters) == list(TINY_BOOK)
+    assert [page["title"] for page in chapters.values()] == [c.title for c in find_chapters(tiny_book.parent / "chapters")]
+    for slug, page in chapters.items():
+        assert page["images"] >= figure_count(tiny_book / "executed" / f"{slug}.ipynb")
+        assert page["marked"] >= 2 and page["drawn"] == page["marked"]
+    assert "results/REPORT.html" in found and "bibliography.html" in found
+    found_in = [url.rsplit("/", 2)[-2] + "/" + url.rsplit("/", 1)[-1] for url in found["search DeltaGap"]]
+    assert sorted(found_in) == ["chapters/01_plots.html", "results/REPORT.html"]  # the pages that say it
+    assert sorted(p.name for p in (tiny_book / "screenshots").iterdir()) == sorted(
+        Path(path).stem + ".png" for path in found if path.endswith(".html") and path != "index.html")
+
+
+REAL_BUILDS = {"make book": ROOT / "_build", "make test (fast)": ROOT / "_build" / "fast"}
+
+
+@pytest.mark.parametrize("build_dir", REAL_BUILDS.values(), ids=REAL_BUILDS.keys())
+def test_real_book_in_chromium(browser, build_dir):
+    if not (build_dir / "html" / "searchindex.js").is_file():
+        pytest.skip(f"no book website in {build_dir / 'html'}: run the book command first")
+    found = check_site(browser, build_dir / "html")
+    built = sorted(p.stem for p in (build_dir / "executed").glob("[0-9][0-9]_*.ipynb"))
+    chapters = chapter_pages(found)
+    assert list(chapters) == [c.slug for c in find_chapters() if c.slug in built]
+    for slug, page in chapters.items():
+        assert page["images"] >= figure_count(build_dir / "executed" / f"{slug}.ipynb"), slug
+        assert page["drawn"] > 0, f"{slug}: no typeset maths"
+    assert any("/chapters/01_dominant_modality_bias.html" in url for url in found["search DeltaGap"])
