@@ -1,4 +1,4 @@
-"""Command line: ``python -m modbal_lib {book,bench,report,claims,features,assignments} ...``."""
+"""Command line: ``python -m modbal_lib {book,bench,report,claims,features,assignments,gpucheck} ...``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from modbal_lib import book, claims
+from modbal_lib import book, claims, gpucheck
 from modbal_lib.assignments import find_assignments, generate
 from modbal_lib.bench import run
 from modbal_lib.data import DATASETS
@@ -194,6 +194,13 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gpucheck(args: argparse.Namespace) -> int:
+    results = gpucheck.run(args.out, small=args.small, device=args.device)
+    print(gpucheck.markdown(results))
+    print(f"gpucheck: {Path(args.out) / 'gpucheck.json'} and gpucheck.md")
+    return 0
+
+
 def _assignments(args: argparse.Namespace) -> int:
     masters = find_assignments()
     unknown = set(args.names) - {m.stem for m in masters}
@@ -284,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     assignments.add_argument("--no-run-tests", action="store_true",
                              help="skip grading the solutions with the new autograder (faster; not for release)")
     assignments.set_defaults(run=_assignments)
+
+    check = commands.add_parser(
+        "gpucheck", help="measure feature extraction, each method's step and mixed precision on this device")
+    check.add_argument("--out", default="results/gpucheck", help="output folder (default: results/gpucheck)")
+    check.add_argument("--small", action="store_true", help="small sizes: seconds on a CPU (what the tests run)")
+    check.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    check.set_defaults(run=_gpucheck)
 
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)  # the command as typed, for the report's header

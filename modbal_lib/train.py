@@ -6,6 +6,11 @@ and ``acc_uni_<m>`` — each modality's own loss and accuracy, from the unimodal
 the model has none, from its additive share of the fused logits (``LateFusion.probe_logits``);
 ``grad_norm_<m>`` — the norm of the gradient reaching branch h_m after the method's edits; and
 every scalar the method reports (weights, cosines, conflict flags).
+
+Nothing in a step waits for the device: the step's scalars, the check that its losses and gradients
+are finite and its timing stay on the device as tensors or CUDA events, and reach the host together
+once per epoch (on a GPU every ``float(tensor)`` inside the step would stall it until the queued work
+is done).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from modbal_lib.utils import cpu_threads as limit_cpu_threads
 from modbal_lib.utils import progress, seed_everything, select_device
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # autocast precisions of ``train(amp=True)``
 
 
 class NonFiniteError(FloatingPointError):
@@ -38,7 +44,7 @@ class TrainResult:
     model: LateFusion
     method: Method
     history: dict[str, list[float]]
-    step_seconds: list[float]   # wall time of each training step (forward, backward, edits, optimizer)
+    step_seconds: list[float]   # time of each training step (forward, backward, edits, optimizer): ``StepClock``
     peak_memory_mb: float       # CUDA: peak allocated; CPU: growth of the process's peak RSS during training
     config: dict = field(default_factory=dict)
 
@@ -67,15 +73,15 @@ def make_optimizer(param_groups: list[dict], name: str, lr: float, weight_decay:
 
 
 @torch.no_grad()
-def modality_scores(model: LateFusion, output, labels: torch.Tensor, task: str) -> dict[str, float]:
-    """Each modality's own loss (and accuracy for multiclass) on this batch."""
+def modality_scores(model: LateFusion, output, labels: torch.Tensor, task: str) -> dict[str, torch.Tensor]:
+    """Each modality's own loss (and accuracy for multiclass) on this batch, 0-dim tensors on the device."""
     per_modality = output.unimodal_logits or model.probe_logits(output.embeddings)
     scores = {}
     for m, logits in per_modality.items():
         logits = logits.float()
-        scores[f"loss_uni_{m}"] = float(task_loss(task, logits, labels))
+        scores[f"loss_uni_{m}"] = task_loss(task, logits, labels)
         if task == "multiclass":
-            scores[f"acc_uni_{m}"] = float((logits.argmax(dim=1) == labels).float().mean())
+            scores[f"acc_uni_{m}"] = (logits.argmax(dim=1) == labels).float().mean()
     return scores
 
 
@@ -98,6 +104,7 @@ def train(
     seed: int = 0,
     device: str | torch.device | None = None,
     amp: bool | None = None,
+    amp_dtype: str = "bf16",
     record: bool = True,
     show_progress: bool = True,
     cpu_threads: int | None = 1,
@@ -106,7 +113,8 @@ def train(
     """Train a late-fusion model on ``features`` with ``method`` (a Method or a registered name).
 
     Same seed and device give identical numbers; the seed also seeds the method's own random draws
-    (``Method.setup``). ``amp`` (default: on for CUDA) runs forward passes in bfloat16 autocast.
+    (``Method.setup``). ``amp`` (default: on for CUDA) runs forward passes in autocast, in bfloat16
+    (``amp_dtype="bf16"``) or float16 (``"fp16"``, without loss scaling).
     ``record=False`` skips the per-iteration history. The first step whose losses or gradients are
     not finite stops training with a ``NonFiniteError`` naming the method, epoch, iteration and the
     losses or parameters concerned (nothing is returned). On a CPU, training runs with
@@ -115,6 +123,8 @@ def train(
     method = make(method, **method_options) if isinstance(method, str) else method
     device = select_device(device) if not isinstance(device, torch.device) else device
     amp = device.type == "cuda" if amp is None else amp
+    if amp_dtype not in AMP_DTYPES:
+        raise ValueError(f"amp_dtype={amp_dtype!r}: expected one of {', '.join(AMP_DTYPES)}")
     modalities = method.modalities or features.modalities
     missing = [m for m in modalities if m not in features.features]
     if missing:
@@ -136,56 +146,123 @@ def train(
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         rss_before = _peak_rss_mb()
-        autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+        autocast = torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp_dtype]) if amp else contextlib.nullcontext()
         history, step_seconds = _fit(model, method, opt, inputs, labels, features.task, epochs, batch_size,
                                      generator, autocast, record, show_progress)
     model.eval()
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb() - rss_before
     config = dict(method=method.name, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                   weight_decay=weight_decay, momentum=momentum, hidden=hidden, fusion=fusion, seed=seed,
-                  device=str(device), amp=amp, **method_options)
+                  device=str(device), amp=amp, amp_dtype=amp_dtype, **method_options)
     return TrainResult(model, method, history, step_seconds, peak, config)
 
 
-def _all_finite(model: LateFusion, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Are the step's losses and every gradient of the model finite: one bool tensor (no host sync)."""
-    values = [loss.detach().reshape(-1) for loss in losses.values()]
-    values += [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
-    return torch.cat(values).isfinite().all()
+class StepClock:
+    """Times each training step without waiting for the device.
+
+    CPU with one torch thread (the trainer's default): the CPU time of the training thread during the
+    step (``time.thread_time``), which is the step's wall time on an idle machine and which other jobs
+    on a shared machine do not inflate, so step times measured at different moments compare fairly.
+    CPU with several threads: wall time (``time.perf_counter``; the worker threads' CPU time would be
+    missed). CUDA: the GPU time between two CUDA events recorded around the step, read once per epoch.
+    """
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+        self.pending: list = []
+        self.began = None
+
+    def _now(self):
+        if not self.cuda:
+            return self.clock()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def start(self) -> None:
+        self.began = self._now()
+
+    def stop(self) -> None:
+        self.pending.append((self.began, self._now()))
+
+    def read(self) -> list[float]:
+        """Seconds of every step since the last ``read`` (on CUDA: one wait for the last event)."""
+        if self.cuda and self.pending:
+            self.pending[-1][1].synchronize()
+            seconds = [began.elapsed_time(ended) / 1000 for began, ended in self.pending]
+        else:
+            seconds = [ended - began for began, ended in self.pending]
+        self.pending = []
+        return seconds
 
 
-def _non_finite_message(model, method, losses, epoch, epochs, iteration) -> str:
-    """Which losses and which parameters' gradients are not finite, in one line (after ``_all_finite`` failed)."""
-    what = [f"loss {name!r} = {float(loss.detach().float())}" for name, loss in losses.items()
-            if not bool(loss.detach().isfinite().all())]
-    bad_grads = [name for name, p in model.named_parameters()
-                 if p.grad is not None and not bool(p.grad.isfinite().all())]
+def finite_flags(model: LateFusion, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Is each loss, then each parameter's gradient, finite: one bool tensor [losses + parameters] on the
+    device, read by ``check_finite`` once per epoch. A gradient is finite when its sum in float64 is (inf
+    and NaN propagate into a sum, and no float32 tensor's float64 sum overflows); a parameter without a
+    gradient counts as finite."""
+    zero = torch.zeros((), dtype=torch.float64, device=next(model.parameters()).device)
+    values = [loss.double() for loss in losses.values()]
+    values += [p.grad.sum(dtype=torch.float64) if p.grad is not None else zero for p in model.parameters()]
+    return torch.stack(values).isfinite()
+
+
+def check_finite(model, method, steps: list[tuple[int, dict]], flags: list[torch.Tensor], epoch, epochs) -> None:
+    """Raise ``NonFiniteError`` for the first of this epoch's steps whose losses or gradients were not finite,
+    naming its epoch, iteration, losses (with their values) and parameters. One transfer from the device.
+    ``steps``: (iteration, the step's detached losses) per step; ``flags``: its ``finite_flags``."""
+    if not flags:
+        return
+    all_flags = torch.stack(flags).cpu()
+    bad_steps = (~all_flags.all(dim=1)).nonzero().flatten().tolist()
+    if not bad_steps:
+        return
+    first = bad_steps[0]
+    iteration, losses = steps[first]
+    finite = all_flags[first].tolist()
+    what = [f"loss {name!r} = {float(loss.float())}" for (name, loss), ok in zip(losses.items(), finite) if not ok]
+    bad_grads = [name for (name, _), ok in zip(model.named_parameters(), finite[len(losses):]) if not ok]
     if bad_grads:
         what.append(f"gradient of {', '.join(bad_grads)}")
-    return (f"training {method.name!r} stopped at epoch {epoch} (of epochs 0..{epochs - 1}), iteration {iteration} "
-            f"(counted from 0 over the run): non-finite {'; '.join(what)}. "
-            "Check the features for inf/NaN and try a smaller learning rate.")
+    raise NonFiniteError(
+        f"training {method.name!r} stopped at epoch {epoch} (of epochs 0..{epochs - 1}), iteration {iteration} "
+        f"(counted from 0 over the run): non-finite {'; '.join(what)}. "
+        "Check the features for inf/NaN and try a smaller learning rate.")
+
+
+def append_rows(history: dict[str, list[float]], rows: list[dict], device: torch.device) -> None:
+    """Append an epoch of recorded rows (0-dim tensors or numbers) to ``history`` as Python floats: every
+    tensor of the epoch reaches the host in ONE transfer (as float64, which holds every float32 and
+    float16 value exactly)."""
+    tensors = [value.double().reshape(()).to(device)
+               for row in rows for value in row.values() if isinstance(value, torch.Tensor)]
+    transferred = iter(torch.stack(tensors).tolist() if tensors else [])
+    for row in rows:
+        for key, value in row.items():
+            history.setdefault(key, []).append(next(transferred) if isinstance(value, torch.Tensor) else float(value))
 
 
 def _fit(model, method, opt, inputs, labels, task, epochs, batch_size, generator, autocast, record, show_progress):
-    """The epochs of ``train``: returns (history, seconds of each step)."""
+    """The epochs of ``train``: returns (history, seconds of each step). Within an epoch nothing waits for the
+    device; at its end the records, the finite check and the step times are read at once."""
     device = labels.device
     n = len(labels)
     iterations_per_epoch = -(-n // batch_size)
     total = epochs * iterations_per_epoch
     history: dict[str, list[float]] = {}
     step_seconds = []
+    clock = StepClock(device)
     bar = progress(total=total, desc=f"train {method.name}") if show_progress else None
     iteration = 0
     for epoch in range(epochs):
         order = torch.randperm(n, generator=generator).to(device)
+        steps, flags, rows = [], [], []
         for start in range(0, n, batch_size):
             index = order[start : start + batch_size]
             batch_inputs = {m: x[index] for m, x in inputs.items()}
             batch_labels = labels[index]
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            began = time.perf_counter()
+            clock.start()
             model.train()
             opt.zero_grad(set_to_none=True)
             with autocast:
@@ -196,23 +273,23 @@ def _fit(model, method, opt, inputs, labels, task, epochs, batch_size, generator
             norms = {f"grad_norm_{m}": grad_norm(model.branch_parameters(m)) for m in inputs} if record else {}
             opt.step()
             method.after_step(step)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            step_seconds.append(time.perf_counter() - began)
-            if not bool(_all_finite(model, losses)):  # the check's one host sync per step
-                raise NonFiniteError(_non_finite_message(model, method, losses, epoch, epochs, iteration))
-
+            clock.stop()
+            losses = {k: v.detach() for k, v in losses.items()}
+            steps.append((iteration, losses))
+            flags.append(finite_flags(model, losses))
             if record:
-                row = {"loss": float(sum(v.detach().float() for v in losses.values()))}
-                row.update({f"loss_{k}": float(v.detach()) for k, v in losses.items()})
+                row = {"loss": sum(v.float() for v in losses.values())}
+                row.update({f"loss_{k}": v for k, v in losses.items()})
                 row.update(modality_scores(model, output, batch_labels, task))
                 row.update(norms)
-                row.update(scalars)
-                for key, value in row.items():
-                    history.setdefault(key, []).append(value)
+                row.update({k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in scalars.items()})
+                rows.append(row)
             iteration += 1
             if bar is not None:
                 bar.update(1)
+        check_finite(model, method, steps, flags, epoch, epochs)
+        append_rows(history, rows, device)
+        step_seconds.extend(clock.read())
     if bar is not None:
         bar.close()
     return history, step_seconds

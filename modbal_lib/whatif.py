@@ -252,14 +252,28 @@ def trace_keys(method: str, modalities) -> list[str]:
     return [key.format(m=m) for key in keys for m in (modalities if "{m}" in key else [None])]
 
 
+@functools.lru_cache(maxsize=None)
+def _lab_features(dataset: str, split: str, impairment=None):
+    """The lab's feature sets (the training split, the clean and the thirteen impaired test sets), read from
+    the cache once per process: a Run then spends its time training, not loading."""
+    return Experiment(dataset, dataset_options=METHOD_LAB_DATASETS[dataset]).features(split, impairment)
+
+
+@functools.lru_cache(maxsize=16)
+def _lab_options(method: str, dataset: str, options: tuple) -> tuple:
+    """``prepared_options`` once per process and setting (MSLR's learning-rate search does not depend on the
+    training seed or the epochs), as sorted items."""
+    prepared = prepared_options(method, {"device": "cpu", **dict(options)}, _lab_features(dataset, "train"))
+    return tuple(sorted(prepared.items()))
+
+
 @functools.lru_cache(maxsize=8)
 def _lab_run(method: str, dataset: str, epochs: int, seed: int, options: tuple) -> dict:
     """Train ``method`` (options as sorted items) and score it; cached, so moving one knob retrains only the method."""
-    experiment = Experiment(dataset, dataset_options=METHOD_LAB_DATASETS[dataset])
-    train_set = experiment.features("train")
-    options = prepared_options(method, {"device": "cpu", **dict(options)}, train_set)
+    train_set = _lab_features(dataset, "train")
+    options = dict(_lab_options(method, dataset, options))
     result = train(train_set, method, epochs=epochs, seed=seed, show_progress=False, **options)
-    table = evaluate(result.model, experiment.test_source(), seed=0)
+    table = evaluate(result.model, functools.partial(_lab_features, dataset, "test"), seed=0)
     keys = [f"loss_uni_{m}" for m in train_set.modalities] + trace_keys(method, train_set.modalities)
     return {"modalities": list(train_set.modalities), "table": table.as_dict(),
             "curves": {key: result.curve(key, METHOD_LAB_SMOOTH) for key in keys},

@@ -24,12 +24,15 @@ def build(features: FeatureSet, method: Method, fusion: str = "concat", seed: in
 
 
 def step_grads(method: Method, model: LateFusion, features: FeatureSet, rows=slice(0, 64)) -> dict:
-    """One trainer step up to the optimizer: zero grads, forward, losses, the method's backward."""
+    """One trainer step up to the optimizer: zero grads, forward, losses, the method's backward (its recorded
+    scalars, 0-dim tensors on the device, as floats)."""
     inputs = {m: x[rows] for m, x in features.features.items()}
     model.zero_grad(set_to_none=True)
     output = model(inputs)
     step = Step(model, inputs, features.labels[rows], features.task, output, 0, 0, 1, 1)
-    return method.backward(step, method.losses(step))
+    scalars = method.backward(step, method.losses(step))
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in scalars.values())
+    return {key: float(value) for key, value in scalars.items()}
 
 
 def grads_of(model: LateFusion) -> dict[str, torch.Tensor]:

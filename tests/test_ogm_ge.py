@@ -99,7 +99,8 @@ def test_strategy_scales_the_dominant_branch_by_k():
     model, grads, scalars, step = _one_step_grads(OGMGE(alpha=0.8, ge=False), features)
     score_easy, score_hard = modality_scores(model, step.output.embeddings, step.labels)
     k_easy, k_hard = coefficients(score_easy, score_hard, 0.8)
-    assert scalars["k_easy"] == k_easy and scalars["k_hard"] == k_hard
+    assert float(scalars["k_easy"]) == k_easy and float(scalars["k_hard"]) == k_hard
+    assert float(scalars["score_easy"]) == float(score_easy) / len(step.labels)
     names = [name for name, _ in model.named_parameters()]
     for name, joint, ogm in zip(names, joint_grads, grads):
         factor = k_easy if name.startswith("branches.easy") else k_hard if name.startswith("branches.hard") else 1.0

@@ -4,6 +4,7 @@ import torch
 from modbal_lib.methods import make
 from modbal_lib.experiments import MSLR_CANDIDATES, prepared_options
 from modbal_lib.methods.mslr import MSLR
+from modbal_lib.grads import gram, loss_grads
 from modbal_lib.methods.pcgrad import conflict_fraction, project_tasks
 from modbal_lib.train import train
 
@@ -65,7 +66,8 @@ def test_pcgrad_surgery_matches_hand_computation():
     projected = project_tasks([g1, g2])
     torch.testing.assert_close(projected[0], torch.tensor([0.5, 0.5]))   # g1 - (g1.g2/|g2|^2) g2
     torch.testing.assert_close(projected[1], torch.tensor([0.0, 1.0]))   # g2 - (g2.g1/|g1|^2) g1
-    assert conflict_fraction([g1, g2]) == 1.0 and conflict_fraction([g1, g1]) == 0.0
+    assert conflict_fraction(gram(torch.stack([g1, g2]))) == 1.0
+    assert conflict_fraction(gram(torch.stack([g1, g1]))) == 0.0
 
 
 def test_pcgrad_trains_and_records_conflicts():
@@ -92,3 +94,74 @@ def test_cpu_training_uses_the_requested_threads_and_restores_the_setting():
     assert torch.get_num_threads() == before
     again = train(toy_features(), "joint", epochs=1, device="cpu", cpu_threads=None)
     assert first.history["loss"][0] == pytest.approx(again.history["loss"][0])
+
+
+def test_pcgrad_writes_the_surgery_of_the_explicit_task_gradients():
+    """The training step works from the tasks' Gram matrix; the branches must receive the sum of the projected
+    task gradients formed the plain way, in the same random order, and the heads their plain gradients."""
+    from modbal_lib.methods.base import Step
+    from modbal_lib.methods.pcgrad import PCGrad
+    from modbal_lib.models import LateFusion
+
+    features = toy_features()
+    torch.manual_seed(0)
+    model = LateFusion({m: tuple(x.shape[1:]) for m, x in features.features.items()}, 4, hidden=6, unimodal_heads=True)
+    method = PCGrad()
+    method.setup(model, features, 1e-3, seed=5)
+    inputs = {m: x[:32] for m, x in features.features.items()}
+    step = Step(model, inputs, features.labels[:32], "multiclass", model(inputs), 0, 0, 1, 1)
+    losses = method.losses(step)
+    branches = [p for m in model.modalities for p in model.branch_parameters(m)]
+    task_grads = [torch.cat([g.reshape(-1) for g in loss_grads(loss, branches)]) for loss in losses.values()]
+    expected = sum(project_tasks(task_grads, torch.Generator().manual_seed(5)))
+    heads = [p for p in model.parameters() if all(p is not b for b in branches)]
+    expected_heads = torch.autograd.grad(sum(losses.values()), heads, retain_graph=True)
+    scalars = method.backward(step, losses)
+    torch.testing.assert_close(torch.cat([p.grad.reshape(-1) for p in branches]), expected, rtol=1e-4, atol=1e-6)
+    for p, g in zip(heads, expected_heads):
+        torch.testing.assert_close(p.grad, g)
+    assert float(scalars["conflict_fraction"]) == conflict_fraction(gram(torch.stack(task_grads)))
+
+
+def count_host_reads(monkeypatch) -> list[str]:
+    """Record every float()/int()/bool()/item()/tolist() of a tensor made directly by the kit's own code."""
+    import sys
+
+    reads = []
+    for name in ("__float__", "__int__", "__bool__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            frame = sys._getframe(1)
+            if "/modbal_lib/" in frame.f_code.co_filename and frame.f_code.co_name != "random_order":
+                reads.append(f"{_name} in {frame.f_code.co_name}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return reads
+
+
+@pytest.mark.parametrize("method, options", [
+    ("joint", {}), ("joint_unimodal_heads", {}), ("ogm_ge", {}), ("mslr", {"lr_scales": {"easy": 1.0, "hard": 2.0}}),
+    ("pcgrad", {}), ("balgrad", {}), ("balgrad", {"projection_scope": "per_tensor"}), ("cggm", {}),
+    ("cggm", {"variant": "official"}), ("goal", {}), ("ogm_ge+go", {}),
+])
+def test_no_step_reads_a_value_from_the_device(monkeypatch, method, options):
+    """The step's scalars, the finite check and the step times reach the host once per epoch: twice the steps
+    per epoch (half the batch size) make no more reads of a tensor's value by the kit's code."""
+    reads = count_host_reads(monkeypatch)
+    per_batch_size = {}
+    for batch_size in (64, 32):
+        reads.clear()
+        train(toy_features(), method, epochs=2, batch_size=batch_size, device="cpu", show_progress=False, **options)
+        per_batch_size[batch_size] = list(reads)
+    assert per_batch_size[32] == per_batch_size[64], per_batch_size
+
+
+def test_history_values_are_python_floats_equal_to_the_per_step_values():
+    result = train(toy_features(), "goal", epochs=2, batch_size=64, device="cpu", show_progress=False)
+    assert all(type(v) is float for values in result.history.values() for v in values)
+    assert all(len(values) == 8 for values in result.history.values())
+    loss_sum = [a + b + c for a, b, c in zip(*(result.history[f"loss_{k}"] for k in ("task", "uni_easy", "uni_hard")))]
+    assert result.history["loss"] == pytest.approx(loss_sum, rel=1e-6)
+    assert all(0 <= v <= 1 for v in result.history["conflict_before"])

@@ -173,14 +173,21 @@ def modality_kl_weights(unimodal_losses: torch.Tensor) -> torch.Tensor:
 
     ``unimodal_losses`` is a 1-D tensor [M]; for M = 2 the result is exactly ``kl_weights``.
     The weights are constants (detached), sum to 1, and are 1/M each when all losses are zero.
+    Negative losses are refused (``loss_shares`` is the unchecked form a training step uses).
     """
     losses = unimodal_losses.detach()
     if losses.dim() != 1 or (losses < 0).any():
         raise ValueError(f"modality_kl_weights: expected a 1-D tensor of non-negative losses, got {losses.tolist()}")
+    return loss_shares(losses)
+
+
+def loss_shares(losses: torch.Tensor) -> torch.Tensor:
+    """L^m / sum_k L^k of non-negative losses [M] (1/M each when all are zero), detached. No check and no
+    Python branch on a value, so a training step never waits for the device here (``modality_kl_weights``
+    checks its input first)."""
+    losses = losses.detach()
     total = losses.sum()
-    if total == 0:
-        return torch.full_like(losses, 1.0 / len(losses))
-    return losses / total
+    return torch.where(total > 0, losses / total.clamp_min(torch.finfo(losses.dtype).tiny), 1.0 / len(losses))
 
 
 def class_distribution_logits(task: str, logits: torch.Tensor) -> torch.Tensor:
@@ -276,7 +283,7 @@ class BalGrad(Method):
         unimodal = torch.stack([losses[f"uni_{m}"].detach().float() for m in modalities])
         if not self.reweighting:
             return torch.full_like(unimodal, 1.0 / len(modalities))
-        return modality_kl_weights(unimodal)
+        return loss_shares(unimodal)
 
     def project(self, g_task: torch.Tensor, g_kl: torch.Tensor, like: list[torch.Tensor]) -> torch.Tensor:
         """Eq. 6 on the flat branch gradients: over the whole vector, or on each parameter tensor's segment."""
@@ -285,28 +292,40 @@ class BalGrad(Method):
         segments = zip(grads.unflatten(g_task, like), grads.unflatten(g_kl, like))
         return grads.flatten(project_conflicting(t.reshape(-1), ref.reshape(-1)) for t, ref in segments)
 
-    def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         model, modalities = step.model, step.model.modalities
-        branches = [p for m in modalities for p in model.branch_parameters(m)]
-        fused_head = model.fusion_parameters()
-        unimodal_heads = list(model.unimodal_heads.parameters())
+        embeddings = [step.output.embeddings[m] for m in modalities]
         scale = kl_schedule(self.schedule_time(step), self.gamma)
         weights = self.step_kl_weights(losses, modalities)
         kl_loss = scale * sum(w * losses[f"kl_{m}"] for w, m in zip(weights, modalities))
+        unimodal = torch.stack([losses[f"uni_{m}"] for m in modalities]).sum()
 
-        # three backward passes: g_T (h, f_T), g_kl (h, unimodal heads), then the unimodal CE into .grad
-        task_grads = grads.loss_grads(losses["task"], branches + fused_head)
-        kl_grads = grads.loss_grads(kl_loss, branches + unimodal_heads)
-        torch.stack([losses[f"uni_{m}"] for m in modalities]).sum().backward()
-
-        n = len(branches)
-        g_task, g_kl = grads.flatten(task_grads[:n]), grads.flatten(kl_grads[:n])
-        cos_task_kl = grads.rowwise_cosine(g_task, g_kl)  # its sign is that of g_T.g_kl (which can overflow)
+        # g_T and g_kl on h through their dot products: the Gram matrix [[g_T.g_T, g_T.g_kl], [g_kl.g_T, g_kl.g_kl]]
+        # from both losses' gradients at the embeddings f_m (no parameter gradient is formed for it)
+        at_embeddings = grads.losses_grads([losses["task"], kl_loss], embeddings)  # per modality [2, B, hidden]
+        gram = grads.parameter_gram([model.branches[m] for m in modalities], [step.inputs[m] for m in modalities],
+                                    embeddings, at_embeddings)
+        cos_task_kl = grads.cosine_from_gram(gram, 0, 1)
         scalars = {"cos_task_kl": cos_task_kl, "conflict": (cos_task_kl < 0).float(), "kl_scale": scale}
         scalars.update({f"w_{m}": w for m, w in zip(modalities, weights)})
-        if self.projection:
-            g_task = self.project(g_task, g_kl, branches)
-        grads.write_grads(fused_head, task_grads[n:])
-        grads.write_grads(unimodal_heads, kl_grads[n:], accumulate=True)
-        grads.write_grads(branches, grads.unflatten(g_task + g_kl, branches), accumulate=True)
-        return grads.to_floats(scalars)
+
+        # Eq. 6 over the flat h: g_T <- g_T - c g_kl with c = min(g_T.g_kl, 0) / |g_kl|^2, added at the embeddings
+        flat = self.projection and self.projection_scope == "flat"
+        c = grads.conflict_coefficient(gram[0, 1], gram[1, 1]).float() if flat else 0.0
+        change_at_embeddings = [-c * g[1] for g in at_embeddings]
+        change_per_tensor = self.per_tensor_change(step, losses["task"], kl_loss) if self.projection and not flat else None
+        # one backward pass: f_T receives g_T, each unimodal head its CE and KL gradients, h receives
+        # g_T + g_kl + g_uni plus the projection's change -c g_kl
+        total = losses["task"] + kl_loss + unimodal
+        torch.autograd.backward([total, *embeddings], [torch.ones_like(total), *change_at_embeddings])
+        if change_per_tensor is not None:
+            branches = [p for m in modalities for p in model.branch_parameters(m)]
+            grads.write_grads(branches, change_per_tensor, accumulate=True)
+        return scalars
+
+    def per_tensor_change(self, step: Step, task: torch.Tensor, kl_loss: torch.Tensor) -> list[torch.Tensor]:
+        """Eq. 6 on each parameter tensor of h (``projection_scope="per_tensor"``): the change of g_T per tensor,
+        from g_T and g_kl formed explicitly (one vectorised backward pass)."""
+        branches = [p for m in step.model.modalities for p in step.model.branch_parameters(m)]
+        g_task, g_kl = (grads.flatten(g[k] for g in grads.losses_grads([task, kl_loss], branches)) for k in (0, 1))
+        return grads.unflatten(self.project(g_task, g_kl, branches) - g_task, branches)

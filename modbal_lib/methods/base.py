@@ -72,8 +72,10 @@ class Method:
                 losses[f"uni_{m}"] = task_loss(step.task, logits, step.labels)
         return losses
 
-    def backward(self, step: Step, losses: dict[str, Tensor]) -> dict[str, float]:
-        """Put gradients into ``.grad``; return scalars to record (none here)."""
+    def backward(self, step: Step, losses: dict[str, Tensor]) -> dict[str, Tensor | float]:
+        """Put gradients into ``.grad``; return scalars to record (none here): 0-dim tensors left on the
+        device (the trainer moves a whole epoch of them to the host at once, so no step waits for the GPU)
+        or Python numbers."""
         torch.stack(list(losses.values())).sum().backward()
         return {}
 

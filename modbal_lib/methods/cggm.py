@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from modbal_lib.featureset import FeatureSet
-from modbal_lib.grads import loss_grads, scale_grads, to_floats
+from modbal_lib.grads import loss_grads, scale_grads
 from modbal_lib.methods.base import Step, Method, task_loss
 from modbal_lib.models import LateFusion
 
@@ -112,9 +112,9 @@ def balance_terms(
         raise ValueError(f"balance_terms: guard must be one of {GUARDS}, got {guard!r}")
     progress = d.clamp_min(0)
     total = progress.sum()
-    if total < eps:
-        return torch.full_like(d, rho * (len(d) - 1) / len(d))
-    return rho * (total - progress) / total
+    neutral = torch.full_like(d, rho * (len(d) - 1) / len(d))
+    # torch.where, not an if: no Python branch on a value, so the step never waits for the GPU here
+    return torch.where(total < eps, neutral, rho * (total - progress) / total.clamp_min(eps))
 
 
 def direction_loss(
@@ -319,7 +319,7 @@ class CGGM(Method):
             [direction_loss(blocks[i], [w], B[i : i + 1] / self.rho) for i, w in enumerate(last_layers)]
         ).mean()
 
-    def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         model, modalities = step.model, step.model.modalities
         logits = {m: self.classifiers[m](step.output.embeddings[m].detach().float()) for m in modalities}
         classifier_losses = [task_loss(step.task, logits[m], step.labels) for m in modalities]
@@ -351,7 +351,7 @@ class CGGM(Method):
         for i, m in enumerate(modalities):
             scalars[f"B_{m}"] = B[i]
             scalars[f"{metric_name}_clf_{m}"] = metric[i]
-            scalars[f"loss_clf_{m}"] = classifier_losses[i]
+            scalars[f"loss_clf_{m}"] = classifier_losses[i].detach()
         if direction is not None:
-            scalars["loss_gm"] = direction
-        return to_floats(scalars)
+            scalars["loss_gm"] = direction.detach()
+        return scalars

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from modbal_lib.featureset import FeatureSet
-from modbal_lib.grads import flatten, loss_grads, project_conflicting, rowwise_cosine, to_floats, unflatten, write_grads
+from modbal_lib.grads import flatten, loss_grads, project_conflicting, rowwise_cosine, unflatten, write_grads
 from modbal_lib.methods.base import Step, Method
 from modbal_lib.models import LateFusion
 
@@ -226,7 +226,7 @@ class GOAL(Method):
         edited = orthogonalize(leveraged, self.eps) if self.orthogonalization else leveraged
         return weights, leveraged, edited
 
-    def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         model, modalities = step.model, step.model.modalities
         if self.variant == "feature":
             targets = [step.output.embeddings[m] for m in modalities]
@@ -255,8 +255,8 @@ class GOAL(Method):
                 write_grads(params, unflatten(g.reshape(-1), params), accumulate=True)
         return self.summarise(modalities, weights, leveraged, edited)
 
-    def summarise(self, modalities, weights, leveraged, edited) -> dict[str, float]:
-        """The step's scalars (weights, mean cosines, conflict shares), read from the device at once."""
+    def summarise(self, modalities, weights, leveraged, edited) -> dict[str, torch.Tensor]:
+        """The step's scalars (weights, mean cosines, conflict shares), 0-dim tensors left on the device."""
         before = pair_cosines(leveraged, modalities)
         after = pair_cosines(edited, modalities) if edited is not leveraged else before
         if self.keep_cosines:
@@ -269,4 +269,4 @@ class GOAL(Method):
             scalars[f"cos_{pair}_after"] = after[pair].mean()
         scalars["conflict_before"] = (torch.stack(list(before.values())) < 0).float().mean()
         scalars["conflict_after"] = (torch.stack(list(after.values())) < 0).float().mean()
-        return to_floats(scalars)
+        return scalars

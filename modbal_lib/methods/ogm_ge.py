@@ -22,7 +22,7 @@ import math
 import torch
 
 from modbal_lib.featureset import FeatureSet
-from modbal_lib.grads import scale_grads, to_floats
+from modbal_lib.grads import scale_grads
 from modbal_lib.methods.base import Step, Method
 from modbal_lib.models import LateFusion
 
@@ -41,6 +41,7 @@ def coefficients(score_a: float, score_b: float, alpha: float) -> tuple[float, f
     Equal scores (r = 1): neither modality dominates and both keep k = 1, as Eq. 10 says.
     (The official code's ``else`` branch would slow the second modality in that case.)
     Scores are positive sums of probabilities; anything else (zero, negative, NaN, inf) is an error.
+    The formula itself is ``modulation`` (tensors, unchecked: what a training step uses).
     """
     score_a, score_b, alpha = float(score_a), float(score_b), float(alpha)
     for name, score in (("score_a", score_a), ("score_b", score_b)):
@@ -49,13 +50,17 @@ def coefficients(score_a: float, score_b: float, alpha: float) -> tuple[float, f
                              f"(score_a={score_a}, score_b={score_b})")
     if not (math.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"coefficients: alpha must be a finite number >= 0, got {alpha}")
-    ratio_a = score_a / score_b
-    ratio_b = score_b / score_a
-    if ratio_a > 1:
-        return 1 - math.tanh(alpha * ratio_a), 1.0
-    if ratio_b > 1:
-        return 1.0, 1 - math.tanh(alpha * ratio_b)
-    return 1.0, 1.0
+    k_a, k_b = modulation(torch.tensor([score_a, score_b], dtype=torch.float64), alpha).tolist()
+    return k_a, k_b
+
+
+def modulation(scores: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Eq. 10 on a tensor of the two scores [s_a, s_b]: [k_a, k_b] (see ``coefficients``), computed in
+    float64 on the scores' device without a Python branch on a value, so a training step never waits
+    for the GPU here. No check of the scores (``coefficients`` checks them)."""
+    scores = scores.double()
+    ratios = torch.stack([scores[0] / scores[1], scores[1] / scores[0]])
+    return torch.where(ratios > 1, 1 - torch.tanh(alpha * ratios), 1.0)
 
 
 def ge_noise(grad: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -80,12 +85,13 @@ def ge_noise(grad: torch.Tensor, generator: torch.Generator | None = None) -> to
 # ---------------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def modality_scores(model: LateFusion, embeddings: dict[str, torch.Tensor], labels: torch.Tensor) -> list[float]:
+def modality_scores(model: LateFusion, embeddings: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
     """s_m = sum over the batch of softmax(z_m)[y], with z_m the modality's share of the fused logits
-    (``LateFusion.probe_logits``: for concat, W_m f_m + b/2 — the official split of the classifier)."""
+    (``LateFusion.probe_logits``: for concat, W_m f_m + b/2 — the official split of the classifier).
+    A float tensor [M] on the model's device, in the order of ``model.modalities``."""
     probes = model.probe_logits({m: e.detach() for m, e in embeddings.items()})
     rows = torch.arange(len(labels), device=labels.device)
-    return [float(probes[m].float().softmax(dim=1)[rows, labels].sum()) for m in model.modalities]
+    return torch.stack([probes[m].float().softmax(dim=1)[rows, labels].sum() for m in model.modalities])
 
 
 class OGMGE(Method):
@@ -112,18 +118,18 @@ class OGMGE(Method):
         device = next(model.parameters()).device
         self.generator = torch.Generator(device=device).manual_seed(seed if self.seed is None else self.seed)
 
-    def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    def backward(self, step: Step, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         torch.stack(list(losses.values())).sum().backward()
-        score_a, score_b = modality_scores(step.model, step.output.embeddings, step.labels)
-        k_a, k_b = coefficients(score_a, score_b, self.alpha)
-        for modality, k in zip(step.model.modalities, (k_a, k_b)):
+        scores = modality_scores(step.model, step.output.embeddings, step.labels)
+        k = modulation(scores, self.alpha)  # [k_a, k_b], Eq. 10
+        for modality, k_m in zip(step.model.modalities, k):
             params = step.model.branch_parameters(modality)
             if self.ge:
                 noises = [ge_noise(p.grad, self.generator) for p in params]
-            scale_grads(params, k)
+            scale_grads(params, k_m)
             if self.ge:
                 for p, noise in zip(params, noises):
                     p.grad.add_(noise)
         a, b = step.model.modalities
         n = len(step.labels)
-        return to_floats({f"k_{a}": k_a, f"k_{b}": k_b, f"score_{a}": score_a / n, f"score_{b}": score_b / n})
+        return {f"k_{a}": k[0], f"k_{b}": k[1], f"score_{a}": scores[0].double() / n, f"score_{b}": scores[1].double() / n}

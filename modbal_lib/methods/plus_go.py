@@ -79,14 +79,14 @@ class PlusGO(Method):
     def losses(self, step: Step) -> dict[str, Tensor]:
         return self.method.losses(step)
 
-    def backward(self, step: Step, losses: dict[str, Tensor]) -> dict[str, float]:
+    def backward(self, step: Step, losses: dict[str, Tensor]) -> dict[str, Tensor]:
         modalities = step.model.modalities
         embeddings = [step.output.embeddings[m] for m in modalities]
         fusion_grads = [g.float() for g in loss_grads(losses["task"], embeddings)]  # g^(m), [B, hidden] each
         edited = orthogonalize(fusion_grads, self.eps)
         change = [after - before for after, before in zip(edited, fusion_grads)]
         scalars = self.method.backward(step, {**losses, "task": with_go(losses["task"], embeddings, change)})
-        ones = torch.ones(len(modalities))
+        ones = torch.ones(len(modalities), device=embeddings[0].device)
         records = self.recorder.summarise(modalities, ones, fusion_grads, edited)
         return {**scalars, **{k: v for k, v in records.items() if not k.startswith("w_")}}
 
