@@ -195,7 +195,7 @@ def test_tiny_book_bibliography_and_report(tiny_book):
     assert report.count("<table") == sum(line.startswith("|---") for line in markdown.splitlines()) > 0
 
 
-def test_a_broken_link_fails_the_site_and_leaves_none(tmp_path):
+def test_a_broken_link_fails_the_site_and_leaves_the_previous_one(tmp_path):
     chapters_dir, executed_dir, html = tmp_path / "chapters", tmp_path / "executed", tmp_path / "html"
     chapters_dir.mkdir(), executed_dir.mkdir()
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 0. Words\n\n[next](01_missing.ipynb)")])
@@ -205,7 +205,9 @@ def test_a_broken_link_fails_the_site_and_leaves_none(tmp_path):
     (html / "old.html").write_text("a site from before")
     with pytest.raises(site.SiteError, match=r"(?s)was not built.*00_words.ipynb.*01_missing.ipynb"):
         site.render(find_chapters(chapters_dir), executed_dir, html)
-    assert not html.exists() and not (tmp_path / "site" / "doctrees").exists()
+    assert [p.name for p in html.iterdir()] == ["old.html"]  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chapters", "executed", "html", "site"]  # no partial site
+    assert not (tmp_path / "site" / "doctrees").exists()  # the next build reads every page again
 
 
 def test_missing_inputs_are_refused_before_anything_is_written(tmp_path):
@@ -271,6 +273,9 @@ LINKS_JS = """return Array.from(document.querySelectorAll('[href],[src]'))
     .map(e => new URL(e.getAttribute('href') ?? e.getAttribute('src'), document.baseURI).href)
     .filter(url => !url.startsWith('data:') && !url.startsWith('javascript:'));"""
 IMAGES_JS = "return Array.from(document.images).map(img => [img.complete, img.naturalWidth, img.src.slice(-60)]);"
+CAPTIONS_JS = """return Array.from(document.querySelectorAll('article strong'))
+    .filter(e => /^Figure \\d+\\.\\d+\\.$/.test(e.textContent.trim()) && e.getClientRects().length)
+    .map(e => e.textContent.trim());"""  # the numbered captions a reader sees
 TYPESET_JS = """const done = arguments[arguments.length - 1];
 if (!window.MathJax || !MathJax.Hub) { done('no MathJax on the page'); }
 else { MathJax.Hub.Queue(() => done(null)); }"""
@@ -334,6 +339,13 @@ def wait_for_page(driver, url: str) -> None:
         lambda d: d.current_url == url and d.execute_script("return document.readyState") == "complete")
 
 
+def captions(executed_notebook: Path) -> list[str]:
+    """The numbered figure captions (``**Figure N.k.**``) of a notebook's Markdown cells, in order."""
+    notebook = nbformat.read(executed_notebook, as_version=4)
+    return [label for cell in notebook.cells if cell.cell_type == "markdown"
+            for label in re.findall(r"\*\*(Figure \d+\.\d+\.)\*\*", cell.source)]
+
+
 def figure_count(executed_notebook: Path) -> int:
     """PNG/JPEG figures among the outputs of an executed notebook."""
     notebook = nbformat.read(executed_notebook, as_version=4)
@@ -355,7 +367,7 @@ def check_page(driver, base: str, answered: dict[str, int]) -> dict:
     elsewhere = [url for url in requests_made(driver)  # the browser's own chrome:// pages are not the network
                  if url.split(":", 1)[0] in ("http", "https", "ws", "wss", "ftp") and not url.startswith(base)]
     assert elsewhere == [], f"{page} requested other hosts: {elsewhere}"
-    return {"images": len(images), **maths}
+    return {"images": len(images), "captions": driver.execute_script(CAPTIONS_JS), **maths}
 
 
 def search(driver, base: str, word: str) -> list[str]:
@@ -415,6 +427,8 @@ def test_tiny_book_in_chromium(browser, tiny_book):
     assert [page["title"] for page in chapters.values()] == [c.title for c in find_chapters(tiny_book.parent / "chapters")]
     for slug, page in chapters.items():
         assert page["images"] >= figure_count(tiny_book / "executed" / f"{slug}.ipynb")
+        assert page["captions"] == captions(tiny_book / "executed" / f"{slug}.ipynb") == [
+            f"Figure {slug[1]}.{k + 1}." for k in range(page["images"])]
         assert page["marked"] >= 2 and page["drawn"] == page["marked"]
     assert "results/REPORT.html" in found and "bibliography.html" in found
     found_in = [url.rsplit("/", 2)[-2] + "/" + url.rsplit("/", 1)[-1] for url in found["search DeltaGap"]]
@@ -436,5 +450,6 @@ def test_real_book_in_chromium(browser, build_dir):
     assert list(chapters) == [c.slug for c in find_chapters() if c.slug in built]
     for slug, page in chapters.items():
         assert page["images"] >= figure_count(build_dir / "executed" / f"{slug}.ipynb"), slug
+        assert page["captions"] == captions(build_dir / "executed" / f"{slug}.ipynb"), slug
         assert page["drawn"] > 0, f"{slug}: no typeset maths"
     assert any("/chapters/01_dominant_modality_bias.html" in url for url in found["search DeltaGap"])

@@ -17,7 +17,7 @@ citation style). The source folder holds:
 
 Files are rewritten only when their content changed, so Sphinx reads again only the pages that changed.
 A site with a warning (a broken link or citation, a missing figure) is refused: ``SiteError`` with
-Sphinx's messages, and no half-built site is left behind.
+Sphinx's messages; no half-built site is left behind, and the previous one stays.
 """
 
 from __future__ import annotations
@@ -220,19 +220,24 @@ def write_source(chapters, executed_dir: Path, source_dir: Path, fast: bool = Fa
 def render(chapters, executed_dir: Path, html_dir: Path, fast: bool = False,
            bibliography: Path = references.BIB, results: Path = RESULTS) -> Path:
     """Build the website ``html_dir`` from the executed notebooks in ``executed_dir``; returns its
-    ``index.html``. Sphinx's source and its saved state live in ``html_dir/../site``. Raises ``SiteError``
-    (with Sphinx's messages) when the build has a warning, removing the half-built site."""
+    ``index.html``. Sphinx's source, its saved state and myst-nb's files live in ``html_dir/../site``; the
+    site is built afresh there and replaces ``html_dir`` only when complete, so it holds no page of an older
+    book. When the build has a warning: ``SiteError`` (with Sphinx's messages), and the old site stays."""
     work = html_dir.parent / "site"
     source, doctrees = work / "source", work / "doctrees"
+    partial = work / "html"  # myst-nb writes next to the output folder (jupyter_execute/): keep that in work
     for note in write_source(chapters, executed_dir, source, fast, bibliography, results):
         print(f"note: {note}", flush=True)
+    shutil.rmtree(partial, ignore_errors=True)
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-c", str(CONF_DIR),
-               "-d", str(doctrees), str(source), str(html_dir)]
+               "-d", str(doctrees), str(source), str(partial)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        # a rerun must not pass because Sphinx remembers a page as read: forget the site and its state
-        shutil.rmtree(html_dir, ignore_errors=True)
+        # and a rerun must not pass because Sphinx remembers a page with a warning as read: forget its state
+        shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(doctrees, ignore_errors=True)
         messages = "\n".join((done.stderr or done.stdout).strip().splitlines()[-30:])  # Sphinx's warnings
-        raise SiteError(f"the website in {html_dir} was not built (sphinx-build -W, status {done.returncode}):\n{messages}")
+        raise SiteError(f"the website {html_dir} was not built (sphinx-build -W, status {done.returncode}):\n{messages}")
+    shutil.rmtree(html_dir, ignore_errors=True)
+    partial.rename(html_dir)
     return html_dir / "index.html"

@@ -42,7 +42,7 @@ MATHJAX_FILES = Path(jupyter_server_mathjax.__file__).parent / "static"  # MathJ
 mathjax_path = "mathjax/MathJax.js"  # relative to _static/ (Sphinx refuses a query string on a local file)
 mathjax2_config = {
     "config": ["TeX-AMS-MML_HTMLorMML-full.js"],
-    # only what Sphinx marked as maths (\( \) and \[ \] inside .math): a "$" in prose or output stays a dollar
+    # only the delimiters Sphinx writes around maths, \( \) and \[ \]: a "$" in prose or an output stays a dollar
     "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
                 "processEscapes": False, "processEnvironments": False},
     # the wheel holds the STIX web fonts only (as Jupyter's classic notebook configured them)
@@ -91,13 +91,12 @@ bibtex_reference_style = "modbal"
 # --- the page layout ------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
 html_title = project
-html_copy_source = True  # the theme's download button offers each page's source (.ipynb, .md) from _sources/
-html_sourcelink_suffix = ""  # ... under its own name, not NN_slug.ipynb.txt
+html_copy_source = False  # each chapter's note links its notebook (_downloads/); no second copy in _sources/
 html_theme_options = {
     "home_page_in_toc": False,  # the book's title above the sidebar links the front page
     "show_navbar_depth": 1,
     "show_toc_level": 2,  # the "Contents" column of each page: its sections and subsections
-    "use_download_button": True,
+    "use_download_button": True,  # the page as PDF (the browser's print)
     "use_fullscreen_button": False,
 }
 
