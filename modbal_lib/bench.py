@@ -8,7 +8,8 @@ best and second best marked — best is the highest accuracy / F1 / AUROC, the l
 lowest DeltaGap), with a cost table in results.md; ``missing_ratio.png`` (BalGrad Fig. 4) and
 ``loss_curves.png`` (``modbal_lib.plots``). The step-time ratio is each method's median training
 step over joint training's, measured in the same run (joint is trained once for timing if it is
-not among the methods). ``preset`` (``modbal_lib.presets``) supplies a paper's training settings
+not among the methods). Step times are the trainer's (``train.StepClock``): on a CPU the training
+thread's CPU time, which other jobs on a shared machine do not inflate; on CUDA, CUDA-event times. ``preset`` (``modbal_lib.presets``) supplies a paper's training settings
 under the explicitly given ones.
 """
 

@@ -10,14 +10,15 @@ Three measurements, written as ``gpucheck.json`` and ``gpucheck.md`` into ``--ou
    extraction uses (``MODBAL_PRECISION`` on CUDA, fp32 on a CPU).
 2. **Each method's training step** on a Food-101-sized synthetic feature set (two 768-d modalities,
    "image" and "text", 101 classes, batch 128; the image modality carries the class more clearly, so
-   it dominates as on the real data): the median step time (``train.StepClock``: CUDA events on a GPU),
+   it dominates as on the real data), trained as the kit trains on that device (bf16 autocast on CUDA):
+   the median step time (``train.StepClock``: CUDA events on a GPU),
    its ratio to joint training's, and the peak GPU memory of the method's training (on a CPU: "n/a
    (CPU)"). MSLR takes fixed learning-rate scales of 1 (its step costs the same whatever they are).
 3. **Mixed precision**: joint training for one epoch of the whole feature set in fp32 and under
    bf16 and fp16 autocast (``train(amp=True, amp_dtype=...)``; fp16 without loss scaling), same seed;
    the share of test predictions that agree with the fp32 model, and the test accuracies.
 
-Sizes: ``FULL`` (the default; about 2 minutes on one GPU by the estimate in ``FULL_ESTIMATE``) or
+Sizes: ``FULL`` (the default; 1-2 minutes on one GPU by the estimate in ``FULL_ESTIMATE``) or
 ``SMALL`` (``--small``: seconds on a CPU; the test command runs it). Nothing here downloads anything:
 the encoders are the offline ones and every input is synthetic.
 """
@@ -55,10 +56,11 @@ METHODS = {  # label -> (method, options): every method of the cost table
 }
 NOT_ON_CPU = "n/a (CPU)"
 FULL_ESTIMATE = (
-    "about 2 minutes on one GPU: feature extraction of 1,024 images and 4,096 texts takes seconds at the "
-    "thousands of items per second a GPU encodes; the methods' 9 x 200 timed steps take under a minute at "
-    "10-30 ms a step (launch-bound small kernels; the CPU's per-step times at 768-d are 5-20 ms); the three "
-    "one-epoch trainings (3 x 592 steps at a few ms) about 10 s; making the synthetic data about 20 s")
+    "1-2 minutes on one GPU, estimated from the CPU (not yet measured on a GPU): on 2 CPU cores the parts "
+    "other than the encoders take about 40 s of CPU time (the synthetic data 12 s; 9 x 200 method steps 17 s at "
+    "3-10 ms a step; three one-epoch trainings of 592 steps about 8 s), and a GPU runs these small steps at "
+    "least as fast; the encoders, minutes on a CPU (EfficientNet-Lite0 about 15 images/s), take seconds at "
+    "the thousands of items per second of a GPU; CUDA start-up and model loading add 10-20 s")
 
 
 @dataclass(frozen=True)

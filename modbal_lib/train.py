@@ -11,6 +11,15 @@ Nothing in a step waits for the device: the step's scalars, the check that its l
 are finite and its timing stay on the device as tensors or CUDA events, and reach the host together
 once per epoch (on a GPU every ``float(tensor)`` inside the step would stall it until the queued work
 is done).
+
+The first ``train`` in a process takes about a second longer (1.3 s on an idle 2-core machine): the
+first ``torch.optim`` optimizer imports ``torch._dynamo`` (and with it ``torch._inductor``), because
+``Optimizer.add_param_group`` is wrapped in ``torch._disable_dynamo``; ``utils.seed_everything``'s
+``torch.use_deterministic_algorithms`` would import the same modules, so whichever runs first pays, once
+per process. ``bench`` keeps it out of the step times with an untimed warm-up run. The determinism
+switch changes no number of the kit on a CPU (the same histories and weights with it on or off, tested
+for every method); on CUDA it makes index-accumulating backward kernels deterministic and, with
+``CUBLAS_WORKSPACE_CONFIG=:4096:8``, cuBLAS's matrix products (without that variable PyTorch warns).
 """
 
 from __future__ import annotations

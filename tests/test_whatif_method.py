@@ -80,3 +80,20 @@ def test_same_arguments_same_numbers_and_bad_dataset():
     assert first["table"] == second["table"] and first["traces"] == second["traces"]
     with pytest.raises(ValueError, match="dataset must be one of"):
         method_lab("goal", "food101")
+
+
+def test_a_run_of_the_method_lab_on_emoji_takes_seconds():
+    """The lab's Run (emoji, default epochs, joint already trained): at most 2 s on 2 idle cores. Measured here
+    as the process's CPU time, which other jobs on a shared machine do not inflate, with a generous bound."""
+    import time
+
+    from modbal_lib import whatif
+
+    plt.close(method_lab("joint", "emoji")[0])  # the panel's first draw: loads the data, trains joint
+    for method in whatif.METHOD_PANEL_METHODS:
+        began = time.process_time()
+        figure, numbers = method_lab(method, "emoji")
+        plt.close(figure)
+        seconds = time.process_time() - began
+        assert seconds < 4.0, f"{method}: a Run took {seconds:.1f} s of CPU time"
+        assert numbers["epochs"] == 15

@@ -298,9 +298,11 @@ class CGGM(Method):
         Built with ``create_graph=True`` so that it can join this iteration's loss (the kit's timing of
         ``variant="paper"``; the paper's Algorithm 1 would add it to the next iteration's loss).
         """
-        (fused_grad,) = loss_grads(task_loss_value, [model.head.weight], create_graph=True)
         last_layers = [self.classifiers[m][-1].weight for m in model.modalities]
-        classifier_grads = loss_grads(torch.stack(classifier_losses).sum(), last_layers)
+        # one backward pass for both: the task loss reaches only the fused head, each classifier's loss only
+        # its classifier (which reads detached embeddings), so each gradient is that of its own loss
+        fused_grad, *classifier_grads = loss_grads(task_loss_value + torch.stack(classifier_losses).sum(),
+                                                   [model.head.weight, *last_layers], create_graph=True)
         blocks = head_blocks(model, fused_grad)
         return torch.stack(
             [direction_loss(blocks[i], [g], B[i : i + 1]) for i, g in enumerate(classifier_grads)]

@@ -110,7 +110,8 @@ def orthogonalize(grads: Sequence[torch.Tensor], eps: float = 1e-8) -> list[torc
 
     ``grads``: one tensor per modality, all the same shape: 1-D [D] (one flattened
     gradient each), or 2-D [B, D], projected row by row (per-sample feature gradients).
-    Each step is ``modbal_lib.grads.project_conflicting`` (PCGrad's projection, row-wise).
+    Each step is ``modbal_lib.grads.project_conflicting`` (PCGrad's projection, row-wise), taken for
+    every modality i at once: step k projects each g_i'' against the k-th of the other modalities.
     Returns a new list; the inputs are not modified.
     """
     if len(grads) < 2:
@@ -121,15 +122,11 @@ def orthogonalize(grads: Sequence[torch.Tensor], eps: float = 1e-8) -> list[torc
             "orthogonalize: expected gradients of one shape, [D] or [batch, D], got "
             f"{[tuple(g.shape) for g in grads]}"
         )
-    result = []
-    for i, g_i in enumerate(grads):
-        projected = g_i
-        for j, g_j in enumerate(grads):
-            if j == i:
-                continue
-            projected = project_conflicting(projected, g_j, eps)
-        result.append(projected)
-    return result
+    others = [[j for j in range(len(grads)) if j != i] for i in range(len(grads))]  # each i's j, in order
+    projected = torch.stack(list(grads))  # row i: the running g_i''
+    for k in range(len(grads) - 1):
+        projected = project_conflicting(projected, torch.stack([grads[js[k]] for js in others]), eps)
+    return list(projected.unbind(0))
 
 
 # --- the training method -------------------------------------------------------------------
@@ -138,15 +135,15 @@ VARIANTS = ("feature", "parameter")
 
 
 def pair_cosines(grads: Sequence[torch.Tensor], modalities: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Row-wise cosine of every pair of modalities' gradients [rows, D]: {"<a>_<b>": [rows]}.
+    """Row-wise cosine of every pair of modalities' gradients [..., rows, D]: {"<a>_<b>": [..., rows]}.
 
     A row that is zero for either modality has cosine 0 (no conflict). Per-sample gradients can be
-    tiny, so the cosine is the scale-safe ``modbal_lib.grads.rowwise_cosine`` (no floor on the norms).
+    tiny, so the cosine is the scale-safe ``modbal_lib.grads.rowwise_cosine`` (no floor on the norms),
+    taken for all pairs at once.
     """
-    return {
-        f"{modalities[i]}_{modalities[j]}": rowwise_cosine(grads[i], grads[j])
-        for i, j in itertools.combinations(range(len(grads)), 2)
-    }
+    pairs = list(itertools.combinations(range(len(grads)), 2))
+    cosines = rowwise_cosine(torch.stack([grads[i] for i, _ in pairs]), torch.stack([grads[j] for _, j in pairs]))
+    return {f"{modalities[i]}_{modalities[j]}": cosine for (i, j), cosine in zip(pairs, cosines)}
 
 
 class GOAL(Method):
@@ -257,8 +254,11 @@ class GOAL(Method):
 
     def summarise(self, modalities, weights, leveraged, edited) -> dict[str, torch.Tensor]:
         """The step's scalars (weights, mean cosines, conflict shares), 0-dim tensors left on the device."""
-        before = pair_cosines(leveraged, modalities)
-        after = pair_cosines(edited, modalities) if edited is not leveraged else before
+        if edited is leveraged:
+            before = after = pair_cosines(leveraged, modalities)
+        else:  # before and after GO in one pass: each modality's two gradients stacked
+            both = pair_cosines([torch.stack([g, e]) for g, e in zip(leveraged, edited)], modalities)
+            before, after = ({pair: cosines[k] for pair, cosines in both.items()} for k in (0, 1))
         if self.keep_cosines:
             kept = {f"{pair}_before": cos.cpu() for pair, cos in before.items()}
             kept.update({f"{pair}_after": cos.cpu() for pair, cos in after.items()})
