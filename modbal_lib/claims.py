@@ -190,13 +190,14 @@ NOISY_GAP = lambda run: run.table.noisy_delta_gap  # noqa: E731
 FULL = lambda run: run.table.full  # noqa: E731
 
 
-def compared(dataset: str, pick, expect: int, what: str, method: tuple, reference: tuple) -> Callable:
+def compared(dataset: str, pick, expect: int, what: str, method: tuple, reference: tuple, digits: int = 1) -> Callable:
     """A check: ``pick(method) − pick(reference)`` on ``dataset`` has the sign of ``expect``;
-    ``method`` and ``reference`` are ``(name, options)``."""
+    ``method`` and ``reference`` are ``(name, options)``; ``digits``: decimals of the measurement (3 for shares
+    and losses, whose differences are below 0.05)."""
     def check(ledger: Ledger) -> Finding:
         runs = ledger.runs(dataset, method[0], **method[1])
         reference_runs = ledger.runs(dataset, reference[0], **reference[1])
-        return directional(paired(runs, reference_runs, pick), expect, f"{what} on {dataset}")
+        return directional(paired(runs, reference_runs, pick), expect, f"{what} on {dataset}", digits)
     return check
 
 
@@ -518,13 +519,13 @@ CLAIMS: list[Claim] = [
           "paired difference of the share of iterations with cos(g_T, g_kl) < 0, BalGrad − reweighting only, emoji",
           "04_balgrad.ipynb",
           compared("emoji", conflict_share, -1, "conflict share, with − without projection", BALGRAD,
-                   BALGRAD_REWEIGHT)),
+                   BALGRAD_REWEIGHT, digits=3)),
     Claim("balgrad-fig6-losses", "BalGrad", "Fig. 6",
           "The reweighting brings the two modalities' unimodal losses closer together.",
           "", "paired difference of |L_T^v − L_T^l| over the last fifth of training, with − without reweighting, "
           "emoji", "04_balgrad.ipynb",
           compared("emoji", unimodal_loss_gap, -1, "|L_T^v − L_T^l|, with − without reweighting", BALGRAD,
-                   BALGRAD_PROJECT)),
+                   BALGRAD_PROJECT, digits=3)),
     Claim("balgrad-fig4-ratios", "BalGrad", "Fig. 4",
           "BalGrad's ΔGap stays below joint training's at every missing ratio r.",
           "a figure, no numbers: a lower ΔGap than the other methods at every r ∈ {0.2, 0.4, 0.6, 0.8}, slightly "
