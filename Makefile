@@ -1,7 +1,7 @@
 # modbal — the two commands of the README:
 #   make book   install, then execute every chapter (full mode) into _build/executed and render _build/html
-#   make test   install (+ test extra), then unit tests, notebook checks, nbval of every chapter (fast mode)
-#               and the book command in fast mode (_build/fast)
+#   make test   install (+ test extra), then unit tests, notebook checks, nbval of every chapter (fast mode),
+#               the book command in fast mode (_build/fast) and the browser check of that website
 # Both reuse .venv and only re-do what changed.
 
 PYTHON ?= python3
@@ -38,12 +38,14 @@ book: install
 
 # The emoji features are extracted once (about a minute on 2 cores) before the chapters run. The
 # chapters run twice: under nbval (checks every cell), then through the book command's own path
-# (papermill, fast mode, a timeout per cell) into _build/fast, which leaves `make book`'s _build alone.
+# (papermill, fast mode, a timeout per cell) into _build/fast, which leaves `make book`'s _build alone;
+# then headless Chromium checks that book's website (tests/test_book_site.py).
 test: install-test
 	MODBAL_FAST=1 $(BIN)/python -m pytest tests
 	$(BIN)/python -m modbal_lib features --dataset emoji
 	MODBAL_FAST=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider chapters/[0-9][0-9]_*.ipynb
 	$(BIN)/python -m modbal_lib book --fast --build-dir _build/fast
+	MODBAL_FAST=1 $(BIN)/python -m pytest -p no:cacheprovider tests/test_book_site.py -k "real_book and fast"
 
 # the committed benchmark report results/REPORT.md (emoji and seesaw, 5 seeds, every method and baseline)
 # and the claims ledger results/CLAIMS.md + claims.json (modbal_lib.claims)

@@ -3,8 +3,8 @@
 Without a browser: the kit's citations become real ones (and an unknown one is refused), a chapter's
 notebook is prepared for the site (note under the title, live panels replaced, papermill's parameters
 dropped), a tiny three-chapter book built by the book command has its pages, contents, figures,
-citations, bibliography, MathJax files and no request to another host in its HTML, and a broken link
-fails the build and leaves no site behind.
+citations, bibliography, MathJax files and no script or style from another host in its HTML; a broken
+link fails the build and leaves the previous site as it was; missing inputs are refused before any work.
 
 In headless Chromium (Selenium), the site served on 127.0.0.1 with every other host unresolvable: every
 page of the sidebar loads, its images are decoded, its maths is typeset by the site's own MathJax (no
@@ -72,6 +72,16 @@ TINY_BOOK = {
 }
 
 
+def report_only(folder: Path) -> Path:
+    """``folder`` with the kit's benchmark report and its figures, and no claims ledger (whose rows link
+    chapters a tiny book does not have)."""
+    for path in [ROOT / "results" / "REPORT.md", *(ROOT / "results").rglob("*.png")]:
+        copy = folder / path.relative_to(ROOT / "results")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def tiny_book(tmp_path_factory):
     """A three-chapter book executed (papermill) and rendered by ``build``, the book command's code path;
@@ -83,6 +93,7 @@ def tiny_book(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         # the tests run matplotlib headless (Agg); the chapters' kernels show figures inline
         patch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+        patch.setattr(site, "RESULTS", report_only(root / "results"))
         first = build(fast=True, build_dir=root / "_build", chapters_dir=root / "chapters")
         second = build(fast=True, build_dir=root / "_build", chapters_dir=root / "chapters")
     assert [slug for slug, _ in first] == [*TINY_BOOK, "website"]
@@ -96,10 +107,12 @@ def tiny_book(tmp_path_factory):
 
 def test_cite_makes_each_kit_citation_a_myst_citation_outside_code():
     text = ("BalGrad [Kim et al., 2025] and [Guo et al., 2024; Anonymous, 2025]; a list [1, 2], a link "
-            "[Kim et al., 2025](https://arxiv.org), code `[Kim et al., 2025]`, and\n\n```\n[Kim et al., 2025]\n```\n")
+            "[Kim et al., 2025](https://arxiv.org), code `[Kim et al., 2025]`, and\n\n```\n[Kim et al., 2025]\n```\n"
+            "### BalGrad [Kim et al., 2025]\n")
     assert site.cite(text, KEYS, "here") == (
         "BalGrad {cite:p}`kim2025balgrad` and {cite:p}`guo2024cggm,anonymous2025goal`; a list [1, 2], a link "
-        "[Kim et al., 2025](https://arxiv.org), code `[Kim et al., 2025]`, and\n\n```\n[Kim et al., 2025]\n```\n")
+        "[Kim et al., 2025](https://arxiv.org), code `[Kim et al., 2025]`, and\n\n```\n[Kim et al., 2025]\n```\n"
+        "### BalGrad [Kim et al., 2025]\n")  # a heading keeps its text: the page's contents column shows it
 
 
 def test_cite_refuses_a_label_the_bibliography_lacks():
@@ -153,9 +166,8 @@ def test_tiny_book_site_has_every_page_in_one_table_of_contents(tiny_book):
     assert entries[:len(TINY_BOOK)] == chapters_first  # the book's order, titled by each chapter's heading
     assert [href for href, _ in entries[len(TINY_BOOK):len(TINY_BOOK) + 1]] == ["results/REPORT.html"]
     assert "bibliography.html" in [href for href, _ in entries]
-    ledger = (ROOT / "results" / "claims.json").is_file()
-    assert ("results/CLAIMS.html" in [href for href, _ in entries]) == ledger
-    assert ("The claims ledger is not here yet" in index) != ledger
+    # no published ledger: no page, and the front page says how to get one
+    assert "results/CLAIMS.html" not in [href for href, _ in entries] and "The claims ledger is not here yet" in index
 
 
 def test_tiny_book_chapter_pages(tiny_book):
@@ -204,9 +216,9 @@ def test_a_broken_link_fails_the_site_and_leaves_the_previous_one(tmp_path):
     html.mkdir()
     (html / "old.html").write_text("a site from before")
     with pytest.raises(site.SiteError, match=r"(?s)was not built.*00_words.ipynb.*01_missing.ipynb"):
-        site.render(find_chapters(chapters_dir), executed_dir, html)
+        site.render(find_chapters(chapters_dir), executed_dir, html, results=report_only(tmp_path / "results"))
     assert [p.name for p in html.iterdir()] == ["old.html"]  # untouched
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["chapters", "executed", "html", "site"]  # no partial site
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chapters", "executed", "html", "results", "site"]  # no partial site
     assert not (tmp_path / "site" / "doctrees").exists()  # the next build reads every page again
 
 
@@ -240,7 +252,8 @@ def test_claims_page_from_the_published_ledger(tmp_path):
     ledger.write_text(json.dumps({"seeds": [0, 1, 2], "epochs": {"emoji": 40}, "fast": False, "findings": {
         claim.key: {"measured": "+1.0 [+0.5, +1.5] (n=3)", "verdict": claims.VERDICTS[0], "detail": ""}}}))
     page = site.claims_page(ledger)
-    assert page.startswith("# What holds up") and "seeds [0, 1, 2]" in page and "+1.0 [+0.5, +1.5] (n=3)" in page
+    assert page.startswith("# What holds up") and "+1.0 [+0.5, +1.5] (n=3)" in page
+    assert "(seeds [0, 1, 2]; epochs: emoji 40;" in page
     assert f"(../chapters/{claim.chapter})" in page  # from results/ to the chapter's page
 
 
@@ -305,6 +318,14 @@ def requests_made(driver) -> list[str]:
     return urls
 
 
+def assert_stayed_local(driver, base: str, where: str) -> None:
+    """No request since the last look went anywhere but the site at ``base`` (the browser's own chrome://
+    pages are not the network)."""
+    elsewhere = [url for url in requests_made(driver)
+                 if url.split(":", 1)[0] in ("http", "https", "ws", "wss", "ftp") and not url.startswith(base)]
+    assert elsewhere == [], f"{where} requested other hosts: {elsewhere}"
+
+
 def check_links(driver, base: str, answered: dict[str, int]) -> None:
     """Every local href/src of the open page answers HTTP 200; same-page anchors name an element."""
     for url in driver.execute_script(LINKS_JS):
@@ -364,9 +385,7 @@ def check_page(driver, base: str, answered: dict[str, int]) -> dict:
     maths = driver.execute_script(MATHS_JS)
     assert maths["drawn"] == maths["marked"] and maths["errors"] == 0 and maths["raw"] == [], f"{page}: {maths}"
     check_links(driver, base, answered)
-    elsewhere = [url for url in requests_made(driver)  # the browser's own chrome:// pages are not the network
-                 if url.split(":", 1)[0] in ("http", "https", "ws", "wss", "ftp") and not url.startswith(base)]
-    assert elsewhere == [], f"{page} requested other hosts: {elsewhere}"
+    assert_stayed_local(driver, base, page)
     return {"images": len(images), "captions": driver.execute_script(CAPTIONS_JS), **maths}
 
 
@@ -395,6 +414,7 @@ def check_site(driver, site_dir: Path) -> dict[str, dict]:
     shutil.rmtree(screenshots, ignore_errors=True)
     answered: dict[str, int] = {}
     found = {}
+    requests_made(driver)  # forget what the browser requested before (another site, on another port)
     with serve(site_dir) as base:
         driver.get(base + "index.html")
         wait_for_page(driver, base + "index.html")
@@ -413,6 +433,7 @@ def check_site(driver, site_dir: Path) -> dict[str, dict]:
         driver.get(base + "index.html")
         wait_for_page(driver, base + "index.html")
         found["search DeltaGap"] = search(driver, base, "DeltaGap")
+        assert_stayed_local(driver, base, "the search")
     return found
 
 

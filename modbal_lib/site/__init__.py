@@ -47,14 +47,15 @@ class SiteError(RuntimeError):
     """The website cannot be built; the message says what is wrong and where."""
 
 
-# code in Markdown, where a bracket is never a citation: fenced blocks, then inline code spans
-_CODE = re.compile(r"^[ \t]*(`{3,}|~{3,}).*?^[ \t]*\1|(`+)[^`].*?\2", re.M | re.S)
+# where a bracket stays as written: fenced code blocks, headings (a citation there would show its key in the
+# page's contents column), inline code spans
+_KEPT = re.compile(r"^[ \t]*(`{3,}|~{3,}).*?^[ \t]*\1|^#{1,6} [^\n]*|(`+)[^`].*?\2", re.M | re.S)
 _BRACKET = re.compile(r"\[([^\[\]\n]+)\](?!\()")  # [text], not a Markdown link's [text](target)
 
 
 def cite(markdown: str, keys: dict[str, str], where: str) -> str:
     """``markdown`` with each citation in the kit's form, ``[Kim et al., 2025]`` or ``[A, 2020; B, 2021]``,
-    made a MyST citation of its BibTeX keys (``{cite:p}`kim2025balgrad```), outside code. ``keys``:
+    made a MyST citation of its BibTeX keys (``{cite:p}`kim2025balgrad```), outside code and headings. ``keys``:
     {label: key} (``references.labels``). A citation of a label the bibliography lacks raises
     ``SiteError`` naming ``where`` and the label."""
 
@@ -69,9 +70,9 @@ def cite(markdown: str, keys: dict[str, str], where: str) -> str:
         return "{cite:p}`" + ",".join(keys[label] for label in labels) + "`"
 
     pieces, start = [], 0
-    for code in _CODE.finditer(markdown):
-        pieces += [_BRACKET.sub(citation, markdown[start:code.start()]), code.group(0)]
-        start = code.end()
+    for kept in _KEPT.finditer(markdown):
+        pieces += [_BRACKET.sub(citation, markdown[start:kept.start()]), kept.group(0)]
+        start = kept.end()
     return "".join(pieces + [_BRACKET.sub(citation, markdown[start:])])
 
 
@@ -126,7 +127,9 @@ def claims_page(ledger: Path) -> str:
     from modbal_lib import claims  # the ledger's code imports the training stack: only when there is a ledger
 
     rows, sizes = claims.read(ledger)
-    size = f"seeds {sizes['seeds']}, epochs {sizes['epochs']}" + (" (reduced size)" if sizes.get("fast") else "")
+    epochs = sizes["epochs"]
+    epochs = ", ".join(f"{dataset} {n}" for dataset, n in epochs.items()) if isinstance(epochs, dict) else epochs
+    size = f"seeds {sizes['seeds']}; epochs: {epochs}" + ("; reduced size" if sizes.get("fast") else "")
     return ("# What holds up: the claims ledger\n\n"
             f"Every testable claim of the three papers, as `python -m modbal_lib claims` tested it ({size}; "
             f"`results/claims.json`). Chapter 8 explains how to read it.\n\n"
@@ -218,14 +221,15 @@ def write_source(chapters, executed_dir: Path, source_dir: Path, fast: bool = Fa
 
 
 def render(chapters, executed_dir: Path, html_dir: Path, fast: bool = False,
-           bibliography: Path = references.BIB, results: Path = RESULTS) -> Path:
-    """Build the website ``html_dir`` from the executed notebooks in ``executed_dir``; returns its
-    ``index.html``. Sphinx's source, its saved state and myst-nb's files live in ``html_dir/../site``; the
+           bibliography: Path = references.BIB, results: Path | None = None) -> Path:
+    """Build the website ``html_dir`` from the executed notebooks in ``executed_dir`` and the report and
+    ledger in ``results`` (default ``RESULTS``, read when called); returns its ``index.html``. Sphinx's source, its saved state and myst-nb's files live in ``html_dir/../site``; the
     site is built afresh there and replaces ``html_dir`` only when complete, so it holds no page of an older
     book. When the build has a warning: ``SiteError`` (with Sphinx's messages), and the old site stays."""
     work = html_dir.parent / "site"
     source, doctrees = work / "source", work / "doctrees"
     partial = work / "html"  # myst-nb writes next to the output folder (jupyter_execute/): keep that in work
+    results = RESULTS if results is None else results
     for note in write_source(chapters, executed_dir, source, fast, bibliography, results):
         print(f"note: {note}", flush=True)
     shutil.rmtree(partial, ignore_errors=True)
