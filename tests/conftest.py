@@ -31,8 +31,8 @@ torch.set_num_threads(1)
 BROWSER_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
-    # Only the local server resolves: pages never wait on the internet (nbconvert's MathJax and
-    # require.js come from a CDN; the checks here are about the site's own files).
+    # Only the local server resolves: a page never waits on the internet, and a request elsewhere fails
+    # (the book's test also reads every request from the performance log and asserts there is none).
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 
