@@ -183,7 +183,7 @@ expected = {"f_T": grads.loss_grads(losses["task"], groups["f_T"])}
 expected.update({f"f_{m}": grads.loss_grads(losses[f"uni_{m}"] + kl_total, groups[f"f_{m}"]) for m in (image, text)})
 model.zero_grad(set_to_none=True)
 scalars = strategy.backward(step, losses)
-print("recorded this step:", {k: round(v, 4) for k, v in scalars.items()})
+print("recorded this step:", {k: round(float(v), 4) for k, v in scalars.items()})
 for group, tensors in expected.items():
     for p, tensor in zip(groups[group], tensors):
         torch.testing.assert_close(p.grad, tensor)
@@ -961,11 +961,15 @@ print(f"per tensor − flat: Full {stats.paired_difference(scopes['per_tensor'],
 #
 # ## 8. What it costs
 #
-# Eq. 6 needs $g_T$ and $g_{kl}$ on $h$ as separate vectors, so a BalGrad step runs three backward
-# passes through the embedding layers where joint training with heads runs one. The median wall time
-# of a training step on this machine (CPU, one thread). These are wall-clock times: on a machine busy
-# with other work they are noisy. "Both off" runs the same three passes as BalGrad without the
-# projection, so the difference between those two columns is the projection's own cost plus noise.
+# Eq. 6 needs only three numbers about $h$: $g_T\cdot g_{kl}$, $\|g_{kl}\|^2$ and (for the cosine)
+# $\|g_T\|^2$. The kit gets them without forming either gradient over $h$: both losses' gradients at
+# the embeddings' outputs, with each branch's inputs, give their Gram matrix (`grads.parameter_gram`),
+# and the projected sum then flows back through the branches in one backward pass. A BalGrad step
+# therefore adds one backward pass to the embeddings and a few small matrix products to what joint
+# training with heads does. The table shows the median time of a training step on this machine (CPU,
+# one thread), measured as the training thread's CPU time (`train.StepClock`), which other jobs on a
+# shared machine barely inflate. "Both off" does the same work as BalGrad without the projection, so
+# the difference between those two columns is the projection's own cost plus noise.
 
 # %%
 step_time = lambda run: 1000 * run.result.median_step_seconds

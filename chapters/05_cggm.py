@@ -388,9 +388,10 @@ results_tables(emoji, main_labels, f"**emoji**, {EMOJI_EPOCHS} epochs, seeds {SE
 results_tables(seesaw, seesaw_labels, f"**SeeSaw**, {SEESAW_EPOCHS} epochs, seeds {SEEDS}")
 
 # %% [markdown]
-# The step times are wall-clock milliseconds per training step on this machine (noisy when it is
-# busy); every CGGM step also trains the classifiers, and the kit's same-iteration `variant="paper"`
-# adds a second backward pass. In the boxes below a value over seeds is its mean ± sample SD with n,
+# The step times are milliseconds per training step on this machine, measured as the training
+# thread's CPU time (CPU, one thread; `train.StepClock`), so other jobs barely inflate them; every CGGM
+# step also trains the classifiers, and the kit's same-iteration `variant="paper"` adds a second
+# gradient computation through the classifiers. In the boxes below a value over seeds is its mean ± sample SD with n,
 # and two configurations are compared by the kit's rule (`modbal_lib.stats`, chapter 0): the paired
 # difference seed by seed, Δ [95 % interval], "differs" when the interval excludes 0; with one seed
 # (fast mode) the verdict is "too few seeds".

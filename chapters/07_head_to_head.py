@@ -400,8 +400,9 @@ display(Markdown(box(
 # %% [markdown]
 # ## 6. What each method costs per step
 #
-# Step time is the median wall time of one training step (forward, backward, the method's gradient
-# edits, the optimiser), measured in the same run as joint training's. On a CPU with a model this
+# Step time is the median time of one training step (forward, backward, the method's gradient edits,
+# the optimiser), measured in the same run as joint training's: on a CPU with one thread it is the
+# training thread's CPU time, on CUDA the GPU time between two events (`train.StepClock`). On a CPU with a model this
 # small the fixed costs of extra backward passes dominate, so compare the ratios below with GOAL's
 # Table 8 (quoted in the box above) knowing that a GPU with big encoders spends most of a step in the
 # encoder forward pass, which the edits do not touch. Peak memory on a CPU is only the growth of the
