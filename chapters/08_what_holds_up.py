@@ -101,8 +101,8 @@ display(Markdown(claims.ledger_markdown(rows)))
 # %% [markdown]
 # ## 3. Filter it
 #
-# Pick a paper and a verdict. In JupyterLab the table below follows the two menus; on the website it
-# shows the whole ledger (the menus need a running kernel).
+# Pick a paper and a verdict. In JupyterLab the table below follows the two menus. The menus need a
+# running kernel, so the website shows a note in their place; section 2 above has the whole ledger.
 
 # %%
 panel = LedgerPanel(rows)

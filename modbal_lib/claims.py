@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -788,6 +789,9 @@ def ledger_markdown(rows: list[Row], link_prefix: str = "") -> str:
 
 # --- the published ledger: results/CLAIMS.md and results/claims.json ------------------------------------
 
+CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"  # where the rows' chapter links point
+
+
 def header(command: str, ledger: Ledger, wall_seconds: float) -> str:
     return "\n".join([
         "# What holds up: the claims of BalGrad, CGGM and GOAL, tested by this kit",
@@ -818,8 +822,9 @@ def write(out_dir, ledger: Ledger, command: str, claims: list[Claim] | None = No
     with atomic_path(out_dir / "claims.json") as tmp:
         tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False))
     markdown = out_dir / "CLAIMS.md"
+    chapters = Path(os.path.relpath(CHAPTERS, out_dir.resolve())).as_posix() + "/"  # links work from out_dir
     with atomic_path(markdown) as tmp:
-        tmp.write_text(header(command, ledger, time.perf_counter() - started) + "\n" + ledger_markdown(rows))
+        tmp.write_text(header(command, ledger, time.perf_counter() - started) + "\n" + ledger_markdown(rows, chapters))
     return markdown
 
 

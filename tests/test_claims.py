@@ -230,6 +230,9 @@ def test_write_and_read_round_trip(tmp_path):
     text = markdown.read_text()
     assert "2 claims: 1 holds, 0 does not hold, 0 partly, 1 not testable here." in text
     assert "| Table 1, Missing ΔGap |" in text and "**holds**" in text
+    links = re.findall(r"\]\(([^)]+\.ipynb)\)", text)  # the chapter links work from the folder CLAIMS.md is in
+    assert links and all((tmp_path / link).resolve() == claims.CHAPTERS / Path(link).name for link in links)
+    assert all((tmp_path / link).is_file() for link in links)
     rows, sizes = claims.read(tmp_path / "claims.json")
     assert sizes == {"seeds": [0, 1, 2], "epochs": {"emoji": 1, "seesaw": 1}, "fast": True}
     found = {row.claim.key: row.finding for row in rows}
