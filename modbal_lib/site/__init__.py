@@ -31,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 
-from modbal_lib import references
+from modbal_lib import claims, references
 
 CONF_DIR = Path(__file__).resolve().parent  # conf.py
 ROOT = CONF_DIR.parents[1]
@@ -124,8 +124,6 @@ def chapter_notebook(executed: nbformat.NotebookNode, name: str, keys: dict[str,
 def claims_page(ledger: Path) -> str:
     """The claims ledger page from the published ``results/claims.json``, its chapter links pointing at the
     chapters' pages."""
-    from modbal_lib import claims  # the ledger's code imports the training stack: only when there is a ledger
-
     rows, sizes = claims.read(ledger)
     epochs = sizes["epochs"]
     epochs = ", ".join(f"{dataset} {n}" for dataset, n in epochs.items()) if isinstance(epochs, dict) else epochs
