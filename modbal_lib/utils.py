@@ -162,8 +162,12 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
                                 suffix=f".tmp{target.suffix}")
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp's private 0600 would outlive the rename: give the usual mode of a new file
+            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     finally:
         if tmp.exists():

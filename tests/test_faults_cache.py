@@ -279,3 +279,13 @@ def test_the_chunk_size_never_changes_the_features(food, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"chunk_rows=5 must be a multiple of batch_size=2 \(e.g. 6\)"):
         Extraction(batch_size=2, chunk_rows=5)
     assert Extraction().chunk_rows % Extraction().batch_size == 0
+
+
+def test_atomic_path_gives_the_file_the_mode_a_new_file_gets(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "CLAIMS.md") as tmp:
+            tmp.write_text("ledger")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "CLAIMS.md").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
