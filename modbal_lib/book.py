@@ -25,7 +25,7 @@ import nbformat
 import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from modbal_lib import site
+from modbal_lib import claims, site
 from modbal_lib.utils import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def find_chapters(chapters_dir: Path = ROOT / "chapters") -> list[Chapter]:
 
 
 OUTPUT_VARIABLES = ("MODBAL_DATASET", "MODBAL_DEVICE")  # environment variables that change what a chapter shows
-LEDGER = ROOT / "results" / "claims.json"  # the published claims ledger chapter 8 shows in full mode
+LEDGER = claims.LEDGER  # the published claims ledger (results/claims.json) the chapters' boxes and chapter 8 read
 SITE_CODE = ROOT / "modbal_lib" / "site"  # the website's configuration and builder (modbal_lib.site)
 
 
