@@ -119,19 +119,24 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     return torch.promote_types(x.dtype, torch.float32)
 
 
+# Row-wise dot products and norms (``rowwise_cosine``, ``project_conflicting``) are taken in float64: the
+# square of any float32 number, even the largest (3.4e38) or the smallest subnormal (1.4e-45), and sums of
+# billions of them lie inside float64's normal range, and the products of two float32 numbers are exact.
+# On the kit's small per-sample gradients that is cheaper than rescaling each row (``_power_of_two_scale``,
+# which the matrix products ``gram`` and ``linear_gram`` keep so that they run at float32 speed).
+_WIDE = torch.float64
+
+
 def rowwise_cosine(a: Tensor, b: Tensor) -> Tensor:
     """cos(a_i, b_i) along the last dimension ([D] -> 0-dim, [B, D] -> [B]); 0 where either row is zero.
 
-    Scale-safe (``_power_of_two_scale``), in float32 or wider: tiny non-zero rows get their true
+    Computed in float64 (``_WIDE``) and returned in float32 or wider: tiny non-zero rows get their true
     cosine, huge ones do not overflow, float16 and bfloat16 rows neither.
     """
-    if a.dim() == 1:  # as one row, the same arithmetic as a row of a batch
-        return rowwise_cosine(a.unsqueeze(0), b.unsqueeze(0)).squeeze(0)
-    a, b = a.to(_compute_dtype(a)), b.to(_compute_dtype(b))
-    a, b = a / _power_of_two_scale(a), b / _power_of_two_scale(b)
-    # each scaled norm is >= 1 unless its row is zero, when the dot product is 0 as well
+    out_dtype = torch.promote_types(_compute_dtype(a), _compute_dtype(b))
+    a, b = a.to(_WIDE), b.to(_WIDE)
     norms = torch.linalg.vector_norm(a, dim=-1) * torch.linalg.vector_norm(b, dim=-1)
-    return torch.linalg.vecdot(a, b) / norms.clamp_min(1)
+    return (torch.linalg.vecdot(a, b) / norms.clamp_min(torch.finfo(_WIDE).tiny)).to(out_dtype)
 
 
 def cosine(a: Tensor, b: Tensor) -> float:
@@ -160,23 +165,13 @@ def project_conflicting(g: Tensor, ref: Tensor, eps: float = 0.0) -> Tensor:
     unchanged. Works on 1-D vectors [D] or row by row on [B, D]; a zero ``ref`` leaves ``g``
     unchanged. After a projection with eps = 0, g'·ref = 0 (to rounding).
 
-    The formula is evaluated on g and ref divided by powers of two near their largest entries
-    (``_power_of_two_scale``: with g = a u and ref = b r, the correction is a (u·r) / (‖r‖² + eps/b²) r),
-    in float32 or wider, and the result is cast back to g's dtype: no overflow or underflow of g·ref
-    and ‖ref‖² at any magnitude, also in float16 and bfloat16. Few temporaries (fused dot products):
-    on large flat gradients the projection costs little more than the unscaled formula.
+    Evaluated in float64 (``_WIDE``) and cast back to g's dtype: g·ref and ‖ref‖² neither overflow nor
+    underflow at any magnitude of a float32, float16 or bfloat16 gradient.
     """
-    if g.dim() == 1:  # as one row, so that a vector and a row of a batch take the same arithmetic path
-        return project_conflicting(g.unsqueeze(0), ref.unsqueeze(0), eps).squeeze(0)
-    g_wide, ref_wide = g.to(_compute_dtype(g)), ref.to(_compute_dtype(ref))
-    g_scale, ref_scale = _power_of_two_scale(g_wide), _power_of_two_scale(ref_wide)
-    unit_ref = ref_wide / ref_scale
-    dot = torch.linalg.vecdot(g_wide / g_scale, unit_ref).unsqueeze(-1)
-    # ‖unit_ref‖² >= 1 for a non-zero ref (its largest entry is >= 1); a zero ref has dot product and so
-    # correction 0. eps/b² as eps/b/b: b² can underflow to 0.
-    squared_norm = torch.linalg.vecdot(unit_ref, unit_ref).unsqueeze(-1) + eps / ref_scale / ref_scale
-    coefficient = conflict_coefficient(dot, squared_norm) * g_scale
-    return torch.addcmul(g_wide, unit_ref, coefficient, value=-1).to(g.dtype)
+    wide_g, wide_ref = g.to(_WIDE), ref.to(_WIDE)
+    dot = torch.linalg.vecdot(wide_g, wide_ref).unsqueeze(-1)
+    squared_norm = torch.linalg.vecdot(wide_ref, wide_ref).unsqueeze(-1) + eps
+    return torch.addcmul(wide_g, wide_ref, conflict_coefficient(dot, squared_norm), value=-1).to(g.dtype)
 
 
 def gram(vectors: Tensor) -> Tensor:

@@ -362,9 +362,10 @@ def method_figure(numbers: dict):
     trace_axis.axhline(0, color="black", linewidth=0.5)
     trace_axis.set_xlabel("iteration")
     edits = "its gradient edits" if method in METHOD_LAB_TRACES else "branch gradient norms (no gradient edits)"
-    trace_axis.set_title(f"{method}: {edits}; step time {numbers['step_time_ratio']:.2f}× joint", fontsize=10)
+    trace_axis.set_title(f"{method}: {edits}\nstep time {numbers['step_time_ratio']:.2f}× joint", fontsize=10)
     trace_axis.legend(fontsize=8)
-    figure.tight_layout()
+    # fixed margins (room for the rotated bar labels): tight_layout measured every text and took 0.2 s of a Run
+    figure.subplots_adjust(left=0.05, right=0.99, bottom=0.23, top=0.86, wspace=0.22)
     return figure
 
 
