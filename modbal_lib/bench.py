@@ -6,11 +6,15 @@ tables ``runs``, the median step time ``step_ms`` and the ``loss_curves`` of the
 impaired / Avg / DeltaGap, for missing and noisy; one column per method; mean ± sample SD over seeds;
 best and second best marked — best is the highest accuracy / F1 / AUROC, the lowest MAE, the
 lowest DeltaGap), with a cost table in results.md; ``missing_ratio.png`` (BalGrad Fig. 4) and
-``loss_curves.png`` (``modbal_lib.plots``). The step-time ratio is each method's median training
-step over joint training's, measured in the same run (joint is trained once for timing if it is
-not among the methods). Step times are the trainer's (``train.StepClock``): on a CPU the training
-thread's CPU time, which other jobs on a shared machine do not inflate; on CUDA, CUDA-event times. ``preset`` (``modbal_lib.presets``) supplies a paper's training settings
-under the explicitly given ones.
+``loss_curves.png`` (``modbal_lib.plots``). The cost table's step time is each method's median
+training step and the ratio that over joint training's, measured in the same run after the training
+runs by ``train.interleaved_step_seconds``: rounds of one epoch of every method in turn (joint first,
+each method with the options it trained with), at least ``COST_STEPS`` steps per method, so that a
+drift in the machine's speed slows every method alike (``train_step_ms`` keeps the median step of the
+training runs themselves). Step times are the trainer's (``train.StepClock``): on a CPU with one
+thread the training thread's CPU time, which other jobs on a shared machine barely inflate; on CUDA,
+CUDA-event times. ``preset`` (``modbal_lib.presets``) supplies a paper's training settings under the
+explicitly given ones.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from modbal_lib import plots, presets, stats
 from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Experiment, check_comparison, compare
 from modbal_lib.metrics import higher_is_better
-from modbal_lib.train import train
+from modbal_lib.train import interleaved_step_seconds, train
 from modbal_lib.utils import atomic_path
 
 DEFAULT_EPOCHS = {"emoji": 40, "seesaw": 30}
+COST_STEPS = 120  # at least this many timed steps per method for the cost table (``interleaved_costs``)
 
 
 def summary_entry(values: list[float]) -> dict:
@@ -76,12 +81,17 @@ def csv_table(results: dict) -> str:
 
 
 def cost_table(results: dict) -> str:
-    """Per method: median training-step time (ms), its ratio to joint training's in the same run, peak memory."""
+    """Per method: median training-step time (ms), its ratio to joint training's in the same run, peak memory; then
+    how the step times were measured (``interleaved_costs``)."""
     memory = "peak GPU memory (MB)" if results["device"].startswith("cuda") else "peak RSS growth (MB)"
     lines = [f"| method | step time (ms) | step time / joint | {memory} |", "|---|---|---|---|"]
     for method, entry in results["methods"].items():
         lines.append(f"| {method} | {entry['step_ms']:.2f} | {entry['step_time_ratio']:.2f} | {entry['peak_memory_mb']:.1f} |")
-    return "\n".join(lines) + "\n"
+    cost = results.get("cost")
+    how = (f"\nStep times: median of {cost['steps_per_method']} steps per method, timed in turn after the training runs "
+           f"({cost['rounds']} rounds of one epoch of every method, joint first).\n" if cost else
+           "\nStep times: median step of the training runs (the run is not complete).\n")
+    return "\n".join(lines) + "\n" + how
 
 
 def loss_curves(method_runs: list, points: int = 60) -> dict[str, dict[str, list[float]]]:
@@ -163,6 +173,7 @@ def run(
     # a short untimed run keeps that out of the step-time ratios.
     train(train_set, "joint", epochs=1, seed=seeds[0], record=False, show_progress=False, **train_options)
     order = sorted(methods, key=lambda entry: entry != "joint")  # joint first: the others' step-time reference
+    timing = {"joint": ("joint", dict(train_options))}  # label -> (method, options) for the cost table
     if "joint" in methods:
         joint_step = None
     else:
@@ -171,7 +182,7 @@ def run(
     results = {"dataset": dataset, "modalities": list(train_set.modalities), "seeds": list(seeds), "epochs": epochs,
                "fast": fast, "preset": preset, "machine": platform.platform(), "complete": False, "methods": {}}
     for entry in order:
-        label = entry.partition("=")[0]
+        label, _, method = entry.partition("=")
         options = {label: (method_options or {}).get(label, {})}
         method_runs = compare(experiment, [entry], seeds, method_options=options, epochs=epochs, **train_options)[label]
         if joint_step is None:
@@ -179,14 +190,32 @@ def run(
         results.setdefault("metric", method_runs[0].table.metric)
         results.setdefault("device", method_runs[0].result.config["device"])
         results["methods"][label] = method_entry(method_runs, joint_step)
+        trained_with = {k: v for k, v in method_runs[0].result.config.items() if k not in ("method", "epochs", "seed")}
+        timing[label] = (method or label, {**train_options, **trained_with})
         if out_dir is not None:
             write(results, out_dir)
+    results["cost"] = interleaved_costs(train_set, timing, results["methods"], train_options.get("batch_size", 128))
     results["methods"] = {label: results["methods"][label] for label in (e.partition("=")[0] for e in methods)}
     results["complete"] = True
     results["wall_seconds"] = time.perf_counter() - started
     if out_dir is not None:
         write(results, out_dir)
     return results
+
+
+def interleaved_costs(train_set, timing: dict[str, tuple[str, dict]], entries: dict, batch_size: int) -> dict:
+    """The cost table's step times, measured in turn (``train.interleaved_step_seconds``, joint first) with
+    each method's training options: sets ``step_ms`` and ``step_time_ratio`` of every entry, after moving
+    the training runs' own median step to ``train_step_ms``; returns how it was measured."""
+    per_epoch = -(-len(train_set.labels) // batch_size)
+    rounds = max(3, -(-COST_STEPS // per_epoch))
+    timed = interleaved_step_seconds(train_set, timing, rounds)
+    medians = {label: float(np.median([t for r in runs for t in r.step_seconds])) for label, runs in timed.items()}
+    for label, entry in entries.items():
+        entry["train_step_ms"] = entry["step_ms"]
+        entry["step_ms"] = medians[label] * 1000
+        entry["step_time_ratio"] = medians[label] / medians["joint"]
+    return {"measured": "in turn", "rounds": rounds, "steps_per_method": rounds * per_epoch}
 
 
 def write(results: dict, out_dir: str | Path) -> None:

@@ -40,7 +40,7 @@ from PIL import Image
 from modbal_lib import encoders
 from modbal_lib.evaluate import predict
 from modbal_lib.featureset import FeatureSet
-from modbal_lib.train import AMP_DTYPES, train
+from modbal_lib.train import AMP_DTYPES, interleaved_step_seconds, train
 from modbal_lib.utils import atomic_path, select_device, silent_progress
 
 METHODS = {  # label -> (method, options): every method of the cost table
@@ -55,6 +55,7 @@ METHODS = {  # label -> (method, options): every method of the cost table
     "goal": ("goal", {}),
 }
 NOT_ON_CPU = "n/a (CPU)"
+COST_ROUNDS = 4  # the method step times are taken in this many rounds of every method in turn
 FULL_ESTIMATE = (
     "1-2 minutes on one GPU, estimated from the CPU (not yet measured on a GPU): on 2 CPU cores the parts "
     "other than the encoders take about 40 s of CPU time (the synthetic data 12 s; 9 x 200 method steps 17 s at "
@@ -187,15 +188,18 @@ def encoder_throughput(sizes: Sizes, device: torch.device, workers: int) -> dict
 
 
 def method_costs(sizes: Sizes, features: FeatureSet, device: torch.device) -> dict:
-    """Per method: median step time (ms) over ``sizes.timed_steps`` steps, ratio to joint, peak GPU memory (MB)."""
-    timed = features.take(torch.arange(min(len(features), sizes.timed_steps * sizes.batch_size)))
+    """Per method: median step time (ms) over ``sizes.timed_steps`` steps, timed in turn
+    (``train.interleaved_step_seconds``: one epoch of every method per round, over the first samples), ratio
+    to joint, peak GPU memory (MB)."""
+    rounds = min(COST_ROUNDS, sizes.timed_steps)
+    per_round = -(-sizes.timed_steps // rounds)
+    timed = features.take(torch.arange(min(len(features), per_round * sizes.batch_size)))
     train(timed, "joint", epochs=1, batch_size=sizes.batch_size, device=device, record=False, show_progress=False)
+    runs = interleaved_step_seconds(timed, METHODS, rounds, batch_size=sizes.batch_size, device=device)
     costs = {}
-    for label, (method, options) in METHODS.items():
-        result = train(timed, method, epochs=1, batch_size=sizes.batch_size, device=device, show_progress=False,
-                       **options)
-        costs[label] = {"step_ms": 1000 * result.median_step_seconds,
-                        "peak_memory_mb": result.peak_memory_mb if device.type == "cuda" else NOT_ON_CPU}
+    for label, results in runs.items():
+        costs[label] = {"step_ms": 1000 * float(np.median([t for r in results for t in r.step_seconds])),
+                        "peak_memory_mb": max(r.peak_memory_mb for r in results) if device.type == "cuda" else NOT_ON_CPU}
     for entry in costs.values():
         entry["ratio_to_joint"] = entry["step_ms"] / costs["joint"]["step_ms"]
     return costs

@@ -206,6 +206,27 @@ class StepClock:
         return seconds
 
 
+def interleaved_step_seconds(features: FeatureSet, methods: dict[str, tuple[str, dict]], rounds: int,
+                             **train_options) -> dict[str, list[TrainResult]]:
+    """Time several methods' training steps in turn: ``rounds`` rounds, each one epoch of every method in
+    the order given ({label: (method name, its options)}), round r with training seed r. Returns
+    {label: its ``rounds`` TrainResults}; their ``step_seconds`` are the step times.
+
+    A shared machine's speed drifts by tens of percent over minutes (other jobs, clock changes, caches);
+    runs timed minutes apart then give step-time ratios that are off by as much. In turn, every method's
+    steps fall within seconds of joint training's, so the drift slows them all alike. The cost tables of
+    ``bench`` and ``gpucheck`` use it.
+    """
+    if rounds < 1:
+        raise ValueError(f"interleaved_step_seconds: rounds={rounds}, expected at least 1")
+    results: dict[str, list[TrainResult]] = {label: [] for label in methods}
+    for round_ in range(rounds):
+        for label, (method, options) in methods.items():
+            results[label].append(train(features, method, epochs=1, seed=round_, show_progress=False,
+                                        **{**train_options, **options}))
+    return results
+
+
 def finite_flags(model: LateFusion, losses: dict[str, torch.Tensor]) -> torch.Tensor:
     """Is each loss, then each parameter's gradient, finite: one bool tensor [losses + parameters] on the
     device, read by ``check_finite`` once per epoch. A gradient is finite when its sum in float64 is (inf

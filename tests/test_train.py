@@ -165,3 +165,30 @@ def test_history_values_are_python_floats_equal_to_the_per_step_values():
     loss_sum = [a + b + c for a, b, c in zip(*(result.history[f"loss_{k}"] for k in ("task", "uni_easy", "uni_hard")))]
     assert result.history["loss"] == pytest.approx(loss_sum, rel=1e-6)
     assert all(0 <= v <= 1 for v in result.history["conflict_before"])
+
+
+def test_interleaved_step_seconds_takes_one_epoch_of_every_method_in_turn(monkeypatch):
+    from modbal_lib import train as train_module
+    from modbal_lib.train import interleaved_step_seconds
+
+    calls = []
+    real_train = train_module.train
+
+    def recording_train(features, method, **options):
+        calls.append((method, options["seed"], options["epochs"], options.get("lr")))
+        return real_train(features, method, **options)
+
+    monkeypatch.setattr(train_module, "train", recording_train)
+    features = toy_features(n=200)
+    runs = interleaved_step_seconds(features, {"joint": ("joint", {}), "fast": ("joint", {"lr": 0.01})}, rounds=2,
+                                    batch_size=64, device="cpu")
+    # round by round, every method in the order given, the round's seed, the method's own options over the shared
+    assert calls == [("joint", 0, 1, None), ("joint", 0, 1, 0.01), ("joint", 1, 1, None), ("joint", 1, 1, 0.01)]
+    assert list(runs) == ["joint", "fast"] and all(len(results) == 2 for results in runs.values())
+    assert all(len(r.step_seconds) == 4 and min(r.step_seconds) > 0 for results in runs.values() for r in results)
+    # each round is an ordinary training run: the same model as train() with that seed and those options
+    direct = real_train(features, "joint", epochs=1, seed=1, lr=0.01, batch_size=64, device="cpu", show_progress=False)
+    for a, b in zip(runs["fast"][1].model.parameters(), direct.model.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="rounds=0"):
+        interleaved_step_seconds(features, {"joint": ("joint", {})}, rounds=0)
