@@ -9,7 +9,7 @@ lowest DeltaGap), with a cost table in results.md; ``missing_ratio.png`` (BalGra
 ``loss_curves.png`` (``modbal_lib.plots``). The cost table's step time is each method's median
 training step and the ratio that over joint training's, measured in the same run after the training
 runs by ``train.interleaved_step_seconds``: rounds of one epoch of every method in turn (joint first,
-each method with the options it trained with), at least ``COST_STEPS`` steps per method, so that a
+each method with the options it trained with), ``COST_STEPS`` steps per method in 3 to 12 rounds, so that a
 drift in the machine's speed slows every method alike (``train_step_ms`` keeps the median step of the
 training runs themselves). Step times are the trainer's (``train.StepClock``): on a CPU with one
 thread the training thread's CPU time, which other jobs on a shared machine barely inflate; on CUDA,
@@ -36,7 +36,8 @@ from modbal_lib.train import interleaved_step_seconds, train
 from modbal_lib.utils import atomic_path
 
 DEFAULT_EPOCHS = {"emoji": 40, "seesaw": 30}
-COST_STEPS = 120  # at least this many timed steps per method for the cost table (``interleaved_costs``)
+COST_STEPS = 120  # timed steps per method wanted for the cost table (``interleaved_costs``) ...
+COST_ROUNDS = (3, 12)  # ... in this many rounds at least and at most (a tiny dataset's epoch is one step)
 
 
 def summary_entry(values: list[float]) -> dict:
@@ -208,7 +209,7 @@ def interleaved_costs(train_set, timing: dict[str, tuple[str, dict]], entries: d
     each method's training options: sets ``step_ms`` and ``step_time_ratio`` of every entry, after moving
     the training runs' own median step to ``train_step_ms``; returns how it was measured."""
     per_epoch = -(-len(train_set.labels) // batch_size)
-    rounds = max(3, -(-COST_STEPS // per_epoch))
+    rounds = min(max(COST_ROUNDS[0], -(-COST_STEPS // per_epoch)), COST_ROUNDS[1])
     timed = interleaved_step_seconds(train_set, timing, rounds)
     medians = {label: float(np.median([t for r in runs for t in r.step_seconds])) for label, runs in timed.items()}
     for label, entry in entries.items():
