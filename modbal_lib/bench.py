@@ -32,7 +32,7 @@ from modbal_lib import plots, presets, stats
 from modbal_lib.evaluate import ImpairmentTable
 from modbal_lib.experiments import Experiment, check_comparison, compare
 from modbal_lib.metrics import higher_is_better
-from modbal_lib.train import interleaved_step_seconds, train
+from modbal_lib.train import interleaved_step_seconds, pooled_median_step_seconds, train
 from modbal_lib.utils import atomic_path
 
 DEFAULT_EPOCHS = {"emoji": 40, "seesaw": 30}
@@ -120,11 +120,11 @@ def results_markdown(results: dict) -> str:
 
 def method_entry(method_runs: list, joint_step: float) -> dict:
     """One method's part of results.json: the summary over seeds, the cost, the per-seed tables, the curves."""
-    steps = [t for r in method_runs for t in r.result.step_seconds]
+    step = pooled_median_step_seconds([r.result for r in method_runs])
     return {
         **summarise([r.table for r in method_runs]),
-        "step_time_ratio": float(np.median(steps) / joint_step),
-        "step_ms": float(np.median(steps) * 1000),
+        "step_time_ratio": step / joint_step,
+        "step_ms": step * 1000,
         "peak_memory_mb": float(max(r.result.peak_memory_mb for r in method_runs)),
         "runs": [r.table.as_dict() for r in method_runs],
         "loss_curves": loss_curves(method_runs),
@@ -179,7 +179,7 @@ def run(
         joint_step = None
     else:
         reference = train(train_set, "joint", epochs=epochs, seed=seeds[0], show_progress=False, **train_options)
-        joint_step = float(np.median(reference.step_seconds))
+        joint_step = reference.median_step_seconds
     results = {"dataset": dataset, "modalities": list(train_set.modalities), "seeds": list(seeds), "epochs": epochs,
                "fast": fast, "preset": preset, "machine": platform.platform(), "complete": False, "methods": {}}
     for entry in order:
@@ -187,7 +187,7 @@ def run(
         options = {label: (method_options or {}).get(label, {})}
         method_runs = compare(experiment, [entry], seeds, method_options=options, epochs=epochs, **train_options)[label]
         if joint_step is None:
-            joint_step = float(np.median([t for r in method_runs for t in r.result.step_seconds]))
+            joint_step = pooled_median_step_seconds([r.result for r in method_runs])
         results.setdefault("metric", method_runs[0].table.metric)
         results.setdefault("device", method_runs[0].result.config["device"])
         results["methods"][label] = method_entry(method_runs, joint_step)
@@ -211,7 +211,7 @@ def interleaved_costs(train_set, timing: dict[str, tuple[str, dict]], entries: d
     per_epoch = -(-len(train_set.labels) // batch_size)
     rounds = min(max(COST_ROUNDS[0], -(-COST_STEPS // per_epoch)), COST_ROUNDS[1])
     timed = interleaved_step_seconds(train_set, timing, rounds)
-    medians = {label: float(np.median([t for r in runs for t in r.step_seconds])) for label, runs in timed.items()}
+    medians = {label: pooled_median_step_seconds(runs) for label, runs in timed.items()}
     for label, entry in entries.items():
         entry["train_step_ms"] = entry["step_ms"]
         entry["step_ms"] = medians[label] * 1000

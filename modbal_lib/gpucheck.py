@@ -40,7 +40,7 @@ from PIL import Image
 from modbal_lib import encoders
 from modbal_lib.evaluate import predict
 from modbal_lib.featureset import FeatureSet
-from modbal_lib.train import AMP_DTYPES, interleaved_step_seconds, train
+from modbal_lib.train import AMP_DTYPES, interleaved_step_seconds, pooled_median_step_seconds, train
 from modbal_lib.utils import atomic_path, select_device, silent_progress
 
 METHODS = {  # label -> (method, options): every method of the cost table
@@ -198,7 +198,7 @@ def method_costs(sizes: Sizes, features: FeatureSet, device: torch.device) -> di
     runs = interleaved_step_seconds(timed, METHODS, rounds, batch_size=sizes.batch_size, device=device)
     costs = {}
     for label, results in runs.items():
-        costs[label] = {"step_ms": 1000 * float(np.median([t for r in results for t in r.step_seconds])),
+        costs[label] = {"step_ms": 1000 * pooled_median_step_seconds(results),
                         "peak_memory_mb": max(r.peak_memory_mb for r in results) if device.type == "cuda" else NOT_ON_CPU}
     for entry in costs.values():
         entry["ratio_to_joint"] = entry["step_ms"] / costs["joint"]["step_ms"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,6 +69,12 @@ class TrainResult:
     @property
     def median_step_seconds(self) -> float:
         return float(np.median(self.step_seconds))
+
+
+def pooled_median_step_seconds(results: Sequence[TrainResult]) -> float:
+    """The median step time (s) over all the steps of several runs taken together (a method's seeds, or its
+    rounds in ``interleaved_step_seconds``): the cost tables' step time."""
+    return float(np.median([t for result in results for t in result.step_seconds]))
 
 
 def make_optimizer(param_groups: list[dict], name: str, lr: float, weight_decay: float, momentum: float):

@@ -192,3 +192,12 @@ def test_interleaved_step_seconds_takes_one_epoch_of_every_method_in_turn(monkey
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="rounds=0"):
         interleaved_step_seconds(features, {"joint": ("joint", {})}, rounds=0)
+
+
+def test_pooled_median_step_seconds_takes_the_median_over_all_runs_steps():
+    from types import SimpleNamespace
+
+    from modbal_lib.train import pooled_median_step_seconds
+
+    runs = [SimpleNamespace(step_seconds=[0.001, 0.009]), SimpleNamespace(step_seconds=[0.002, 0.003, 0.004])]
+    assert pooled_median_step_seconds(runs) == 0.003  # not the median of the runs' medians (0.004)
